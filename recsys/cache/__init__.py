@@ -1,0 +1,1 @@
+"""The Redis contract between publishing and serving: key layout, pick encoding, servers."""

@@ -1,0 +1,1 @@
+"""The data contract: table schemas, file I/O and validation with quarantine."""
