@@ -1,9 +1,152 @@
-"""Commands of this area; filled in as the area lands."""
+"""Offline-job commands: train, promote."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from recsys.console import console, fail, user_errors
+
+MODEL_NAMES = "popular|repeat|itemknn|als|bpr|lightfm|blend"
+
+
+def train(
+    data: Annotated[Path, typer.Option(help="Data directory (the six contract tables).")],
+    target: Annotated[str, typer.Option(help="agent (item-to-agent) or customer.")] = "agent",
+    model: Annotated[str, typer.Option(help=f"Model: {MODEL_NAMES}.")] = "als",
+    config: Annotated[Path | None, typer.Option(help="TOML file with run settings.")] = None,
+    param: Annotated[
+        list[str] | None, typer.Option("--param", "-p", help="Model parameter name=value.")
+    ] = None,
+    holdout_days: Annotated[int | None, typer.Option(help="Days held out (default 14).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed (default 0).")] = None,
+    refit_full: Annotated[
+        bool, typer.Option(help="Also refit on all data for publishing.")
+    ] = False,
+    register: Annotated[bool, typer.Option(help="Register the model as @challenger.")] = True,
+    experiment: Annotated[str | None, typer.Option(help="MLflow experiment name.")] = None,
+) -> None:
+    """Train one model, evaluate it on a temporal holdout and record it in MLflow."""
+    from training.config import load_config, parse_param
+    from training.tracking import ui_command
+    from training.train import run_training
+
+    with user_errors():
+        if not data.exists():
+            fail(f"data directory not found: {data}", 2)
+        params = dict(parse_param(p) for p in (param or []))
+        cfg = load_config(
+            config,
+            data=data,
+            target=target,
+            model=model,
+            params=params,
+            holdout_days=holdout_days,
+            seed=seed,
+            refit_full=refit_full or None,
+            register=register,
+            experiment=experiment,
+        )
+        from recsys.models import MODELS
+
+        if cfg.model not in MODELS:
+            fail(f"unknown model {cfg.model!r}; choose one of {', '.join(MODELS)}", 2)
+        console.print(f"training [bold]{cfg.model}[/] for target [bold]{cfg.target}[/] on {data}")
+        result = run_training(cfg)
+    _print_metrics(result.metrics, cfg.ks, cfg.primary_metric)
+    times = ", ".join(f"{k} {v:.1f}s" for k, v in result.timings.items())
+    console.print(f"timings: {times}")
+    if result.run_id:
+        console.print(
+            f"MLflow run {result.run_id}; registered {cfg.registered_name} "
+            f"v{result.model_version} as @challenger"
+        )
+        console.print(f"browse: {ui_command()}")
+
+
+def _print_metrics(metrics: dict[str, float], ks: tuple[int, ...], primary: str) -> None:
+    from rich.table import Table
+
+    names = [
+        "precision",
+        "recall",
+        "ndcg",
+        "map",
+        "hit_rate",
+        "kept_recall",
+        "kept_ndcg",
+        "return_rate",
+        "coverage",
+        "novelty",
+        "oracle_share",
+    ]
+    table = Table(title=f"holdout metrics (primary: {primary})")
+    table.add_column("metric")
+    for k in ks:
+        table.add_column(f"@{k}", justify="right")
+        table.add_column(f"new@{k}", justify="right", style="dim")
+    for name in names:
+        if not any(f"{name}_at_{k}" in metrics for k in ks):
+            continue
+        cells = []
+        for k in ks:
+            cells.append(f"{metrics.get(f'{name}_at_{k}', float('nan')):.4f}")
+            new = metrics.get(f"new_{name}_at_{k}")
+            cells.append("" if new is None else f"{new:.4f}")
+        table.add_row(name, *cells)
+    console.print(table)
+
+
+def promote(
+    target: Annotated[str, typer.Option(help="agent or customer.")] = "agent",
+    force: Annotated[bool, typer.Option(help="Promote even if it does not win.")] = False,
+    metric: Annotated[str | None, typer.Option(help="Metric to compare on.")] = None,
+    n_resamples: Annotated[int, typer.Option(help="Bootstrap resamples.")] = 2000,
+) -> None:
+    """Move @champion to @challenger if it beats the champion on the same holdout."""
+    from training.promote import promote as run_promote
+
+    with user_errors():
+        decision = run_promote(target, force=force, metric=metric, n_resamples=n_resamples)
+    if decision.forced:
+        console.print(f"[bold yellow]WARNING: forced promotion.[/] {decision.reason}")
+    elif decision.promoted:
+        console.print(f"[green]{decision.reason}[/]")
+    else:
+        console.print(f"[yellow]{decision.reason}[/]")
+        raise typer.Exit(1 if decision.reason.startswith("refused") else 0)
+
+
+def tune(
+    data: Annotated[Path, typer.Option(help="Data directory (the six contract tables).")],
+    model: Annotated[str, typer.Option(help="Model to tune.")] = "als",
+    target: Annotated[str, typer.Option(help="agent or customer.")] = "agent",
+    trials: Annotated[int, typer.Option(help="Number of Optuna trials.")] = 20,
+    config: Annotated[Path | None, typer.Option(help="Base TOML config.")] = None,
+    out: Annotated[Path, typer.Option(help="Where to write the best config (TOML).")] = Path(
+        "best-config.toml"
+    ),
+    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+) -> None:
+    """Search a model's key parameters with Optuna; each trial is a nested MLflow run."""
+    from training.config import load_config
+    from training.tune import tune as run_tune
+
+    with user_errors():
+        if not data.exists():
+            fail(f"data directory not found: {data}", 2)
+        cfg = load_config(config, data=data, model=model, target=target, seed=seed)
+        result = run_tune(cfg, trials, out=out)
+    console.print(
+        f"best {cfg.primary_metric} = {result.best_value:.5f} after {result.n_trials} trials "
+        f"with {result.best_params}; written to {out}"
+    )
 
 
 def register(app: typer.Typer) -> None:
-    """Add this area's commands to the `recsys` app."""
+    """Add the offline-job commands to the `recsys` app."""
+    app.command()(train)
+    app.command()(promote)
+    app.command()(tune)
