@@ -43,6 +43,7 @@ class Columns:
     SCORE = "score"
     RANK = "rank"
     REASONS = "reasons"
+    SIMILAR_SKU_ID = "similar_sku_id"  # similar_skus tables
 
 
 class Tables:

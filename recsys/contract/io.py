@@ -1,13 +1,15 @@
 """Reading and writing contract tables as Parquet or CSV files.
 
 A table `name` in a data directory is one of: `name.parquet`, `name.csv`, or a folder `name/`
-holding Parquet/CSV parts at any depth (e.g. date-partitioned `name/date=2026-01-01/part-0.parquet`).
+holding Parquet/CSV parts at any depth (e.g. date-partitioned
+`name/date=2026-01-01/part-0.parquet`).
 Raw reads keep every row with its source file and 1-based row number, so validation can quarantine
 a row and say exactly where it came from.
 """
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -98,7 +100,12 @@ def read_raw_table(data_dir: Path, table: str) -> pd.DataFrame:
             path=str(data_dir),
         )
     frames = [_read_one(p, spec) for p in files]
-    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    if len(frames) == 1:
+        return frames[0]
+    with warnings.catch_warnings():
+        # Parts may hold all-null columns; the raw dtype does not matter (validation types it).
+        warnings.simplefilter("ignore", FutureWarning)
+        return pd.concat(frames, ignore_index=True)
 
 
 def _to_csv_frame(frame: pd.DataFrame, spec: TableSpec) -> pd.DataFrame:
