@@ -46,7 +46,7 @@ def train(
             holdout_days=holdout_days,
             seed=seed,
             refit_full=refit_full or None,
-            register=register,
+            register_model=register,
             experiment=experiment,
         )
         from recsys.models import MODELS
@@ -145,8 +145,25 @@ def tune(
     )
 
 
+def demo(
+    scale: Annotated[str, typer.Option(help="Simulation size: tiny|small|medium.")] = "small",
+    data: Annotated[Path | None, typer.Option(help="Data directory.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the simulation and the models.")] = 7,
+    fresh: Annotated[bool, typer.Option(help="Simulate again even if data exists.")] = False,
+    host: Annotated[str, typer.Option(help="Address the service listens on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port the service listens on.")] = 8000,
+    serve: Annotated[bool, typer.Option(help="Start the service at the end.")] = True,
+) -> None:
+    """The main job end to end: simulate → validate → train → publish → serve."""
+    from training.demo import demo_command
+
+    with user_errors():
+        demo_command(data or Path("var/data") / scale, scale, seed, fresh, host, port, serve)
+
+
 def register(app: typer.Typer) -> None:
     """Add the offline-job commands to the `recsys` app."""
     app.command()(train)
     app.command()(promote)
     app.command()(tune)
+    app.command()(demo)

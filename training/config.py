@@ -30,7 +30,7 @@ class TrainConfig(BaseModel):
     ks: tuple[int, ...] = (10, 20, 50)
     seed: int = 0
     refit_full: bool = False
-    register: bool = True
+    register_model: bool = True
     experiment: str | None = None
     primary_metric: str = PRIMARY_METRIC
 

@@ -27,6 +27,10 @@ def default_tracking_uri() -> str:
 
 def configure_tracking() -> str:
     """Point MLflow's tracking and registry at `MLFLOW_TRACKING_URI` or the local default."""
+    # No usage telemetry leaves this machine, and no seconds are spent trying.
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("DO_NOT_TRACK", "true")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     import mlflow
 
     uri = os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()

@@ -129,9 +129,21 @@ def prepare(config: TrainConfig) -> tuple[dict[str, pd.DataFrame], Any, Dataset]
     tables = load_tables(config.data, on_quarantine="warn")
     if len(tables[Tables.PURCHASES]) == 0:
         raise EmptyDataError(f"no purchases in {config.data}: nothing to train on")
+    from features.fingerprint import fingerprint_tables
+
     split = temporal_split(tables, holdout_days=config.holdout_days)
     weights = InteractionWeights(**config.weights)
-    dataset = build_dataset(split.train_tables, config.target, cutoff=split.cutoff, weights=weights)
+    # One fingerprint of the whole input (logged with the run); the split's tables are passed
+    # whole with the cutoff, so nothing after it is used and the log is not copied.
+    fingerprint = fingerprint_tables(tables)
+    dataset = build_dataset(
+        split.tables,
+        config.target,
+        cutoff=split.cutoff,
+        weights=weights,
+        fingerprint=str(fingerprint["digest"]),
+    )
+    dataset.meta["fingerprint"] = fingerprint
     if dataset.interactions.nnz == 0:
         raise EmptyDataError(
             f"target {config.target!r} has no interactions before the cutoff {split.cutoff} "
@@ -188,7 +200,12 @@ def run_training(config: TrainConfig, *, log_to_mlflow: bool = True) -> TrainRes
         from features.dataset import build_dataset
         from features.weights import InteractionWeights
 
-        full = build_dataset(tables, config.target, weights=InteractionWeights(**config.weights))
+        full = build_dataset(
+            tables,
+            config.target,
+            weights=InteractionWeights(**config.weights),
+            fingerprint=dataset.fingerprint,
+        )
         full_model, timings["refit_full_s"] = fit_model(config, full)
     if log_to_mlflow:
         from training.registry import log_run

@@ -131,18 +131,46 @@ class BaseRecommender(ABC):
             out_idx[sl], out_val[sl] = topk_from_scores(scores, k)
         return out_idx, out_val
 
-    def _fallback_topk(
-        self, user_idx: np.ndarray, k: int, exclude_seen: bool
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Global popularity for users the model cannot score."""
-        base = np.where(self.available_, self.popularity_, -np.inf).astype(np.float32)
-        scores = np.tile(base, (len(user_idx), 1))
-        if exclude_seen:
-            rows_known = np.flatnonzero(user_idx >= 0)
-            if len(rows_known):
-                r, c = self.seen_[user_idx[rows_known]].nonzero()
-                scores[rows_known[r], c] = -np.inf
-        return topk_from_scores(scores, k)
+    def _fill_from_fallback(
+        self,
+        idx: np.ndarray,
+        val: np.ndarray,
+        user_idx: np.ndarray,
+        rows: np.ndarray,
+        exclude_seen: bool,
+    ) -> None:
+        """Fill the empty (-1) slots of `rows` in place from the global popularity order.
+
+        Filled picks rank below the row's own picks; memory is bounded by the block size.
+        """
+        k = idx.shape[1]
+        order = np.argsort(-self.popularity_, kind="stable")
+        order = order[self.available_[order]]
+        n_skus = len(self.skus_)
+        for sl in batches(len(rows), self._batch_size()):
+            block = rows[sl]
+            taken = np.zeros((len(block), n_skus), dtype=bool)
+            r, c = np.nonzero(idx[block] >= 0)
+            taken[r, idx[block][r, c]] = True
+            known = np.flatnonzero(user_idx[block] >= 0)
+            if exclude_seen and len(known):
+                sr, sc = self.seen_[user_idx[block][known]].nonzero()
+                taken[known[sr], sc] = True
+            # enough candidates for the fullest row: k plus whatever it already took
+            depth = min(len(order), k + int(taken.sum(axis=1).max(initial=0)))
+            cand = np.broadcast_to(order[:depth], (len(block), depth))
+            free = ~np.take_along_axis(taken, cand, axis=1)
+            for i, row in enumerate(block):
+                have = idx[row][idx[row] >= 0]
+                need = k - len(have)
+                extra = cand[i][free[i]][:need]
+                idx[row, len(have) : len(have) + len(extra)] = extra
+                if len(have):
+                    floor = float(val[row, : len(have)].min())
+                    fill = floor - 1.0 - np.arange(len(extra))
+                else:  # a cold user: the popularity ranking itself, with its counts as scores
+                    fill = self.popularity_[extra]
+                val[row, len(have) : len(have) + len(extra)] = fill
 
     def recommend(
         self, ids: Iterable[str], k: int = 20, exclude_seen: bool = False
@@ -172,19 +200,10 @@ class BaseRecommender(ABC):
         val = np.full((len(ids_arr), k), -np.inf, dtype=np.float32)
         if scorable.any():
             idx[scorable], val[scorable] = self._topk(user_idx[scorable], k, exclude_seen)
-        cold = ~scorable
-        if cold.any():
-            idx[cold], val[cold] = self._fallback_topk(user_idx[cold], k, exclude_seen)
-        # Fill short lists (fewer than k scorable SKUs) from popularity, below the model's picks.
-        short = (idx < 0).any(axis=1) & scorable
-        if short.any():
-            f_idx, _ = self._fallback_topk(user_idx[short], k, exclude_seen)
-            for row, fb in zip(np.flatnonzero(short), f_idx, strict=True):
-                have = idx[row][idx[row] >= 0]
-                extra = [s for s in fb if s >= 0 and s not in set(have)][: k - len(have)]
-                floor = float(val[row][idx[row] >= 0].min()) if len(have) else 0.0
-                idx[row] = np.concatenate([have, extra, np.full(k - len(have) - len(extra), -1)])
-                val[row, len(have) : len(have) + len(extra)] = floor - 1 - np.arange(len(extra))
+        # Users the model cannot score, and short lists, are filled from popularity.
+        short = np.flatnonzero((idx < 0).any(axis=1))
+        if len(short):
+            self._fill_from_fallback(idx, val, user_idx, short, exclude_seen)
         return self._to_frame(ids_arr, idx, val)
 
     def _to_frame(self, ids: np.ndarray, idx: np.ndarray, val: np.ndarray) -> pd.DataFrame:

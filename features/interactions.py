@@ -1,0 +1,223 @@
+"""Users × SKUs interaction matrices (scipy CSR, float32) and the events frame behind them.
+
+Memory and time grow with the number of events, never with users × SKUs: events are mapped to
+indices, weighted one by one (features/weights.py) and summed per pair by scipy's COO → CSR
+conversion, which adds duplicate entries. Each id column of the log is hashed once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from features.logs import TimeLike, map_ids, require_tables, resolve_cutoff, returned_units, time_ns
+from features.weights import (
+    InteractionWeights,
+    as_weights,
+    finish_pair_weights,
+    line_weights,
+    share_weights,
+)
+from recsys.columns import Columns, Tables
+from recsys.data.dataset import (
+    FAULT_RETURNED_QTY,
+    RETURNED_QTY,
+    SKU_IDX,
+    USER_IDX,
+    user_column,
+)
+from recsys.data.id_map import IdMap
+
+C = Columns
+USER_TABLE: dict[str, str] = {"agent": Tables.AGENTS, "customer": Tables.CUSTOMERS}
+
+
+@dataclass(frozen=True)
+class ShareEvents:
+    """Shares before the cutoff by known agents of known SKUs, as index arrays."""
+
+    user_idx: np.ndarray
+    sku_idx: np.ndarray
+    ts_ns: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.user_idx)
+
+
+def user_id_map(tables: Mapping[str, pd.DataFrame], target: str) -> IdMap:
+    """Every agent (or customer) of the tables, sorted: users with no events are scorable too."""
+    col = user_column(target)
+    return IdMap.from_values(tables[USER_TABLE[target]][col].to_numpy(dtype=object))
+
+
+def sku_id_map(tables: Mapping[str, pd.DataFrame]) -> IdMap:
+    """Every SKU of the catalogue, sorted: SKUs with no events (new launches) stay candidates."""
+    return IdMap.from_values(tables[Tables.SKUS][C.SKU_ID].to_numpy(dtype=object))
+
+
+def time_order(ts_ns: np.ndarray, *tie_keys: np.ndarray) -> np.ndarray:
+    """Permutation sorting by time, ties broken by `tie_keys` (first key first), row order aside.
+
+    A stable sort by time is nearly free on a log already in time order; only rows sharing a
+    timestamp are then re-sorted by the tie keys.
+    """
+    order = np.argsort(ts_ns, kind="stable")
+    sorted_ts = ts_ns[order]
+    dup = np.flatnonzero(sorted_ts[1:] == sorted_ts[:-1])
+    if len(dup):
+        pos = np.union1d(dup, dup + 1)
+        sub = order[pos]
+        # lexsort keys go last-to-first; the time keeps tied blocks where they are
+        keys = [k[sub] for k in reversed(tie_keys)] + [ts_ns[sub]]
+        order[pos] = sub[np.lexsort(keys)]
+    return order
+
+
+def build_events_frame(
+    tables: Mapping[str, pd.DataFrame],
+    target: str,
+    users: IdMap,
+    skus: IdMap,
+    cutoff: pd.Timestamp,
+) -> pd.DataFrame:
+    """The `Dataset.events` frame: purchase lines before `cutoff` of known users and SKUs.
+
+    Columns: the user id column, `sku_id`, `ts`, `qty`, `unit_price`, `returned_qty` and
+    `fault_returned_qty` (units returned before the cutoff), `user_idx`, `sku_idx`; sorted by
+    time, then user, SKU, quantities and price, so the same log in any row order gives the same
+    frame.
+    Lines whose user or SKU is not in the id maps are dropped (none, on validated data).
+    """
+    col = user_column(target)
+    require_tables(tables, [Tables.PURCHASES, Tables.RETURNS])
+    purchases = tables[Tables.PURCHASES]
+    ts_all = time_ns(purchases[C.TS])
+    rows = np.flatnonzero(ts_all < cutoff.value)
+    user_idx = map_ids(users, purchases[col], rows)
+    sku_idx = map_ids(skus, purchases[C.SKU_ID], rows)
+    known = (user_idx >= 0) & (sku_idx >= 0)
+    if not known.all():
+        rows, user_idx, sku_idx = rows[known], user_idx[known], sku_idx[known]
+    qty = purchases[C.QTY].to_numpy(dtype=np.int64)[rows]
+    returned, fault = returned_units(
+        purchases[C.PURCHASE_ID].to_numpy(dtype=object)[rows],
+        qty,
+        tables[Tables.RETURNS],
+        before=cutoff,
+    )
+    ts = ts_all[rows]
+    price = purchases[C.UNIT_PRICE].to_numpy(dtype=np.float64)[rows]
+    order = time_order(ts, user_idx, sku_idx, qty, returned, fault, price)
+    return pd.DataFrame(
+        {
+            col: users.to_external(user_idx[order]),
+            C.SKU_ID: skus.to_external(sku_idx[order]),
+            C.TS: pd.DatetimeIndex(ts[order].view("datetime64[ns]"), tz="UTC"),
+            C.QTY: qty[order],
+            C.UNIT_PRICE: price[order],
+            RETURNED_QTY: returned[order],
+            FAULT_RETURNED_QTY: fault[order],
+            USER_IDX: user_idx[order],
+            SKU_IDX: sku_idx[order],
+        },
+        copy=False,  # the arrays are fresh: no need to copy them into consolidated blocks
+    )
+
+
+def share_events(
+    tables: Mapping[str, pd.DataFrame], users: IdMap, skus: IdMap, cutoff: pd.Timestamp
+) -> ShareEvents:
+    """Shares with `ts < cutoff` by agents in `users` of SKUs in `skus`."""
+    require_tables(tables, [Tables.SHARES])
+    shares = tables[Tables.SHARES]
+    ts_all = time_ns(shares[C.TS])
+    rows = np.flatnonzero(ts_all < cutoff.value)
+    user_idx = map_ids(users, shares[C.AGENT_ID], rows)
+    sku_idx = map_ids(skus, shares[C.SKU_ID], rows)
+    ok = (user_idx >= 0) & (sku_idx >= 0)
+    return ShareEvents(user_idx[ok], sku_idx[ok], ts_all[rows][ok])
+
+
+def matrix_from_events(
+    events: pd.DataFrame,
+    shares: ShareEvents | None,
+    shape: tuple[int, int],
+    weights: InteractionWeights,
+    cutoff: pd.Timestamp,
+) -> sp.csr_matrix:
+    """Sum the weighted events (and shares, for agents) per pair into a float32 CSR matrix."""
+    rows = [events[USER_IDX].to_numpy(dtype=np.int64)]
+    cols = [events[SKU_IDX].to_numpy(dtype=np.int64)]
+    vals = [line_weights(events, weights, cutoff)]
+    if shares is not None and len(shares) and weights.share_weight > 0:
+        rows.append(shares.user_idx)
+        cols.append(shares.sku_idx)
+        vals.append(share_weights(shares.ts_ns, weights, cutoff))
+    # float64 while summing, so that a purchase and its return cancel exactly.
+    summed = sp.coo_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=shape
+    ).tocsr()
+    summed.sum_duplicates()
+    summed.data = finish_pair_weights(summed.data, weights)
+    summed.eliminate_zeros()
+    matrix = summed.astype(np.float32)
+    matrix.sort_indices()
+    return matrix
+
+
+def build_events(
+    tables: Mapping[str, pd.DataFrame],
+    target: str,
+    cutoff: TimeLike | None = None,
+    *,
+    users: IdMap | None = None,
+    skus: IdMap | None = None,
+) -> pd.DataFrame:
+    """The purchase lines before `cutoff` attributed to each user, as `Dataset.events`.
+
+    Parameters
+    ----------
+    tables
+        Typed contract tables (at least skus, the target's user table, purchases, returns).
+    target
+        "agent" (lines attributed via `purchases.agent_id`) or "customer".
+    cutoff
+        Only lines and returns with `ts < cutoff` count; None = after the last event.
+    users, skus
+        Id maps fixing the indices (default: every user of the target, the whole catalogue).
+    """
+    user_column(target)
+    cutoff_ts = resolve_cutoff(tables, cutoff)
+    users = users if users is not None else user_id_map(tables, target)
+    skus = skus if skus is not None else sku_id_map(tables)
+    return build_events_frame(tables, target, users, skus, cutoff_ts)
+
+
+def build_interactions(
+    tables: Mapping[str, pd.DataFrame],
+    target: str,
+    users: IdMap,
+    skus: IdMap,
+    weights: InteractionWeights | dict[str, object] | None = None,
+    cutoff: TimeLike | None = None,
+) -> sp.csr_matrix:
+    """The users × skus float32 CSR matrix of interaction weights before `cutoff`.
+
+    Agent rows sum her own shares and the purchase lines attributed to her; customer rows sum the
+    customer's own lines. The formula is in features/weights.py and docs/features.md.
+
+    Raises
+    ------
+    ValueError
+        If `target` is unknown, `weights` is invalid or a needed table is missing.
+    """
+    user_column(target)
+    w = as_weights(weights)
+    cutoff_ts = resolve_cutoff(tables, cutoff)
+    events = build_events_frame(tables, target, users, skus, cutoff_ts)
+    shares = share_events(tables, users, skus, cutoff_ts) if target == "agent" else None
+    return matrix_from_events(events, shares, (len(users), len(skus)), w, cutoff_ts)
