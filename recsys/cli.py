@@ -24,6 +24,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "recsys.contract.cli",
     "recsys.contract.importers.cli",
     "training.cli",
+    "training.publish_cli",
+    "training.quality_cli",
     "serving.cli",
 )
 

@@ -4,12 +4,27 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from recsys.cache.server import RedisServer, start_redis_server
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_mlflow_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Every test session writes MLflow runs to its own temporary store, never `./mlruns`."""
+    saved = {k: os.environ.get(k) for k in ("RECSYS_MLRUNS", "MLFLOW_TRACKING_URI")}
+    os.environ["RECSYS_MLRUNS"] = str(tmp_path_factory.mktemp("mlruns"))
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 @pytest.fixture(scope="session")
@@ -38,3 +53,14 @@ def redis_client(redis_url: str):  # type: ignore[no-untyped-def]
     client.flushdb()
     yield client
     client.close()
+
+
+@pytest.fixture(scope="session")
+def sim_tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A simulated `tiny` data directory (seed 0) with its truth/ folder, made once a session."""
+    from recsys.simulation.config import SimConfig
+    from recsys.simulation.simulate import write_simulation
+
+    out = tmp_path_factory.mktemp("sim-tiny")
+    write_simulation(SimConfig.preset("tiny"), 0, out, progress=False)
+    return out

@@ -34,6 +34,8 @@ def configure_tracking() -> str:
     import mlflow
 
     uri = os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()
+    # mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI, so whether the store is our local
+    # default is decided from the URI itself, not from the environment.
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(os.environ.get("MLFLOW_REGISTRY_URI") or uri)
     return uri
@@ -47,7 +49,7 @@ def ensure_experiment(name: str) -> str:
     if experiment is not None:
         return str(experiment.experiment_id)
     location = None
-    if not os.environ.get("MLFLOW_TRACKING_URI"):
+    if mlflow.get_tracking_uri() == default_tracking_uri():
         location = (mlruns_root() / "artifacts").as_uri()
     return str(mlflow.create_experiment(name, artifact_location=location))
 

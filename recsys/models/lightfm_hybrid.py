@@ -65,11 +65,29 @@ def side_feature_block(frame: pd.DataFrame | None, ids: IdMap, name: str) -> sp.
     return sp.csr_matrix(values)
 
 
-def hybrid_features(side: sp.csr_matrix, warm: np.ndarray) -> sp.csr_matrix:
-    """[identity of warm rows | side features], each row scaled to sum of |values| = 1."""
+def hybrid_features(
+    side: sp.csr_matrix, warm: np.ndarray, identity_share: float | None = None
+) -> sp.csr_matrix:
+    """[identity of warm rows | side features], each row's |values| summing to 1.
+
+    With `identity_share` s, a warm row gives its identity weight s and its side features
+    1 − s together (so a row with many side features is not drowned out by them); cold rows
+    (no identity) give their side features all the weight. With None every non-zero counts alike.
+    """
     identity = sp.diags(warm.astype(np.float32), format="csr", dtype=np.float32)
+    if identity_share is not None:
+        side = _row_normalised(side)
+        side = sp.csr_matrix(
+            sp.diags(np.where(warm, 1.0 - identity_share, 1.0).astype(np.float32)) @ side
+        )
+        identity = identity * np.float32(identity_share)
     matrix = sp.hstack([identity, side], format="csr", dtype=np.float32)
     matrix.eliminate_zeros()
+    return _row_normalised(matrix)
+
+
+def _row_normalised(matrix: sp.csr_matrix) -> sp.csr_matrix:
+    """Rows scaled so their absolute values sum to 1 (empty rows stay empty)."""
     sums = np.asarray(abs(matrix).sum(axis=1), dtype=np.float64).ravel()
     scale = np.divide(1.0, sums, out=np.zeros_like(sums), where=sums > 0)
     return sp.csr_matrix(sp.diags(scale.astype(np.float32)) @ matrix, dtype=np.float32)
@@ -98,6 +116,9 @@ class LightFMRecommender(BaseRecommender):
         Pass the interaction weights (divided by their mean) as sample weights.
     num_threads
         Training threads; only 1 is reproducible (lock-free updates race), so 1 is the default.
+    identity_share
+        Weight of a known user's/SKU's own identity feature against all its side features
+        (which share the rest); None weighs every non-zero feature alike.
     """
 
     name: ClassVar[str] = "lightfm"
@@ -115,6 +136,7 @@ class LightFMRecommender(BaseRecommender):
         random_state: int = 0,
         use_weights: bool = False,
         num_threads: int = 1,
+        identity_share: float | None = 0.5,
     ) -> None:
         self.no_components = no_components
         self.loss = loss
@@ -126,6 +148,7 @@ class LightFMRecommender(BaseRecommender):
         self.random_state = random_state
         self.use_weights = use_weights
         self.num_threads = num_threads
+        self.identity_share = identity_share
 
     def _check_params(self) -> None:
         check_count("no_components", self.no_components)
@@ -136,6 +159,8 @@ class LightFMRecommender(BaseRecommender):
         check_number("item_alpha", self.item_alpha, minimum=0.0)
         check_number("user_alpha", self.user_alpha, minimum=0.0)
         check_count("num_threads", self.num_threads)
+        if self.identity_share is not None and not 0.0 < self.identity_share <= 1.0:
+            raise ValueError(f"identity_share must be in (0, 1] or None, got {self.identity_share}")
         if self.use_weights and self.loss == "warp-kos":
             raise ValueError("use_weights=True is not supported with loss='warp-kos'")
 
@@ -157,8 +182,8 @@ class LightFMRecommender(BaseRecommender):
         sku_side = side_feature_block(
             dataset.sku_features if self.use_features else None, dataset.skus, "sku_features"
         )
-        self.user_feature_matrix_ = hybrid_features(user_side, warm_users)
-        self.sku_feature_matrix_ = hybrid_features(sku_side, warm_skus)
+        self.user_feature_matrix_ = hybrid_features(user_side, warm_users, self.identity_share)
+        self.sku_feature_matrix_ = hybrid_features(sku_side, warm_skus, self.identity_share)
 
         # Train on the SKUs someone bought: WARP samples negatives uniformly over the catalogue,
         # so never-bought SKUs would only ever be negatives and the features that only new SKUs

@@ -1,9 +1,8 @@
-"""Fixtures of the training tests: a tiny simulated data set and a private MLflow store."""
+"""Fixtures of the training tests: a tiny simulated data set and the session's MLflow store."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,15 +22,6 @@ def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def mlflow_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A private MLflow store (sqlite + artifacts) for the whole session."""
-    root = tmp_path_factory.mktemp("mlruns")
-    saved = {k: os.environ.get(k) for k in ("RECSYS_MLRUNS", "MLFLOW_TRACKING_URI")}
-    os.environ["RECSYS_MLRUNS"] = str(root)
-    os.environ.pop("MLFLOW_TRACKING_URI", None)
-    yield root
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+def mlflow_store() -> Path:
+    """The session's private MLflow store (set up by the root conftest)."""
+    return Path(os.environ["RECSYS_MLRUNS"])

@@ -1,0 +1,265 @@
+"""The Redis side of a publish: writing one snapshot's keys, verifying them, flipping pointers.
+
+Every snapshot key is written with a safety TTL (`pending_ttl`) until the snapshot is verified,
+so a publisher killed half way leaves nothing behind for long. Pointer changes are Lua scripts
+over the target's control keys only (one hash tag), so they stay atomic on a Redis Cluster.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+
+from recsys.cache.keys import CacheKeys, buckets_of, new_snapshot_id
+from recsys.exceptions import RecsysError
+
+LOCK_TTL = 600
+
+_RELEASE_LOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+# KEYS: current, previous, snapshots, pending; ARGV: new id, publish time (ms), channel.
+_FLIP = """
+local old = redis.call('GET', KEYS[1])
+redis.call('SET', KEYS[1], ARGV[1])
+if old then redis.call('SET', KEYS[2], old) end
+redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
+redis.call('ZREM', KEYS[4], ARGV[1])
+redis.call('PUBLISH', ARGV[3], 'flip ' .. ARGV[1])
+local older = {}
+for _, id in ipairs(redis.call('ZRANGE', KEYS[3], 0, -1)) do
+  if id ~= ARGV[1] and id ~= old then table.insert(older, id) end
+end
+return {old or '', older}
+"""
+# KEYS: current, previous; ARGV: expected current, expected previous, channel.
+_SWAP = """
+local cur = redis.call('GET', KEYS[1])
+local prev = redis.call('GET', KEYS[2])
+if (cur or '') ~= ARGV[1] or (prev or '') ~= ARGV[2] or not prev then
+  return redis.error_reply('pointers changed during the rollback; try again')
+end
+redis.call('SET', KEYS[1], prev)
+if cur then redis.call('SET', KEYS[2], cur) else redis.call('DEL', KEYS[2]) end
+redis.call('PUBLISH', ARGV[3], 'rollback ' .. prev)
+return 1
+"""
+
+
+class PublishError(RecsysError):
+    """A publish or rollback failed; the live snapshot is unchanged."""
+
+    def __init__(self, message: str, *, stage: str = "", snapshot: str | None = None) -> None:
+        super().__init__(message)
+        self.stage = stage
+        self.snapshot = snapshot
+
+
+@contextmanager
+def target_lock(client: Any, keys: CacheKeys, what: str) -> Iterator[str]:
+    """Hold the target's publish lock (SET NX with a TTL) while the block runs."""
+    token = f"{what}:{secrets.token_hex(8)}"
+    if not client.set(keys.lock, token, nx=True, ex=LOCK_TTL):
+        holder = client.get(keys.lock)
+        raise PublishError(
+            f"another publish or rollback of target {keys.target!r} is running "
+            f"(lock {keys.lock} held by {holder.decode() if holder else '?'}, "
+            f"expires in {client.ttl(keys.lock)}s); wait for it to finish",
+            stage="taking the lock",
+        )
+    try:
+        yield token
+    finally:
+        try:
+            client.register_script(_RELEASE_LOCK)(keys=[keys.lock], args=[token])
+        except Exception:  # noqa: BLE001 - the lock expires by itself
+            pass
+
+
+def fresh_snapshot_id(client: Any, keys: CacheKeys, model_version: object) -> str:
+    """A new snapshot id not used by any snapshot of the target still known to Redis."""
+    while True:
+        snapshot = new_snapshot_id(None if model_version is None else str(model_version))
+        pipe = client.pipeline(transaction=False)
+        pipe.zscore(keys.snapshots, snapshot)
+        pipe.zscore(keys.pending, snapshot)
+        pipe.exists(keys.meta(snapshot))
+        published, pending, has_meta = pipe.execute()
+        if published is None and pending is None and not has_meta:
+            return snapshot
+
+
+class SnapshotWriter:
+    """Writes the keys of one snapshot and knows them all, to verify, keep or discard them."""
+
+    def __init__(
+        self,
+        client: Any,
+        keys: CacheKeys,
+        snapshot: str,
+        *,
+        n_buckets: int,
+        n_similar_buckets: int,
+        pending_ttl: int,
+    ) -> None:
+        self.client = client
+        self.keys = keys
+        self.snapshot = snapshot
+        self.n_buckets = n_buckets
+        self.n_similar_buckets = n_similar_buckets
+        self.pending_ttl = int(pending_ttl)
+        self.stage = "starting"
+        self._created: set[str] = set()
+
+    def all_keys(self) -> list[str]:
+        """Every key this snapshot may have."""
+        return self.keys.snapshot_keys(self.snapshot, self.n_buckets, self.n_similar_buckets)
+
+    def begin(self) -> None:
+        """Register the snapshot as pending (for operators: `ZRANGE <pending> 0 -1`)."""
+        self.client.zadd(self.keys.pending, {self.snapshot: int(time.time() * 1000)})
+
+    def write_static(self, skus: bytes, names: Sequence[str], lists: Sequence[bytes]) -> None:
+        """Write the SKU table and the fallback hash in one round trip."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.set(self.keys.skus(self.snapshot), skus, ex=self.pending_ttl)
+        fb = self.keys.fallbacks(self.snapshot)
+        pipe.hset(fb, mapping=dict(zip(names, lists, strict=True)))
+        pipe.expire(fb, self.pending_ttl)
+        pipe.execute()
+        self._created.update([self.keys.skus(self.snapshot), fb])
+
+    def write_members(self, kind: str, members: list[bytes], values: list[bytes]) -> None:
+        """HSET each member's value into its bucket hash: one pipeline round trip in all.
+
+        Raises
+        ------
+        RuntimeError
+            If Redis reports fewer new fields than members sent (a duplicate or lost write).
+        """
+        if not members:
+            return
+        n = self.n_buckets if kind == "picks" else self.n_similar_buckets
+        key_of = self.keys.picks if kind == "picks" else self.keys.similar
+        bucket = buckets_of(members, n)
+        order = np.argsort(bucket, kind="stable")
+        cuts = np.flatnonzero(np.diff(bucket[order])) + 1
+        pipe = self.client.pipeline(transaction=False)
+        for group in np.split(order, cuts):
+            key = key_of(self.snapshot, int(bucket[group[0]]))
+            args: list[bytes] = []
+            for i in group.tolist():
+                args += (members[i], values[i])
+            pipe.execute_command("HSET", key, *args)
+            if key not in self._created:
+                pipe.expire(key, self.pending_ttl)
+                self._created.add(key)
+        pipe.expire(self.keys.lock, LOCK_TTL)  # still alive: keep the lock
+        replies = pipe.execute()
+        added = sum(r for r in replies if not isinstance(r, bool))
+        if added != len(members):
+            raise RuntimeError(f"Redis added {added} {kind} fields, {len(members)} were sent")
+
+    def write_meta(self, meta: bytes) -> None:
+        """Write the meta record (last: a snapshot with meta is a complete one)."""
+        self.client.set(self.keys.meta(self.snapshot), meta, ex=self.pending_ttl)
+        self._created.add(self.keys.meta(self.snapshot))
+
+    def verify(self, n_users: int, n_fallbacks: int, n_similar: int) -> None:
+        """Check every count in Redis against what was written; raise RuntimeError if not."""
+        snap = self.snapshot
+        pipe = self.client.pipeline(transaction=False)
+        for b in range(self.n_buckets):
+            pipe.hlen(self.keys.picks(snap, b))
+        for b in range(self.n_similar_buckets):
+            pipe.hlen(self.keys.similar(snap, b))
+        pipe.hlen(self.keys.fallbacks(snap))
+        pipe.exists(self.keys.skus(snap))
+        pipe.exists(self.keys.meta(snap))
+        replies = pipe.execute()
+        found_users = sum(replies[: self.n_buckets])
+        found_similar = sum(replies[self.n_buckets : self.n_buckets + self.n_similar_buckets])
+        found_fb, has_skus, has_meta = replies[-3:]
+        problems = []
+        if found_users != n_users:
+            problems.append(f"{found_users} users' picks in Redis, {n_users} written")
+        if found_similar != n_similar:
+            problems.append(f"{found_similar} similar-SKU lists in Redis, {n_similar} written")
+        if found_fb != n_fallbacks:
+            problems.append(f"{found_fb} fallback lists in Redis, {n_fallbacks} written")
+        if not has_skus:
+            problems.append("the SKU table is missing")
+        if not has_meta:
+            problems.append("the meta record is missing")
+        if problems:
+            raise RuntimeError("count check failed: " + "; ".join(problems))
+
+    def persist(self) -> None:
+        """Drop the safety TTL of every key written (the snapshot is about to go live)."""
+        pipe = self.client.pipeline(transaction=False)
+        for key in sorted(self._created):
+            pipe.persist(key)
+        pipe.execute()
+
+    def discard(self) -> bool:
+        """Delete every key of this snapshot and its pending entry; False if Redis refused."""
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            for key in self.all_keys():
+                pipe.unlink(key)
+            pipe.zrem(self.keys.pending, self.snapshot)
+            pipe.execute()
+            return True
+        except Exception:  # noqa: BLE001 - the keys still carry their safety TTL
+            return False
+
+
+def flip_pointer(client: Any, keys: CacheKeys, snapshot: str) -> tuple[str | None, list[str]]:
+    """Make `snapshot` current, old current previous, atomically; return old and older ids."""
+    old, older = client.register_script(_FLIP)(
+        keys=[keys.current, keys.previous, keys.snapshots, keys.pending],
+        args=[snapshot, int(time.time() * 1000), keys.channel],
+    )
+    return (old.decode() if old else None), [o.decode() for o in older]
+
+
+def swap_pointers(client: Any, keys: CacheKeys, current: str | None, previous: str) -> None:
+    """Swap `current` and `previous` atomically, if they still hold the values read before."""
+    client.register_script(_SWAP)(
+        keys=[keys.current, keys.previous], args=[current or "", previous, keys.channel]
+    )
+
+
+def snapshot_key_names(client: Any, keys: CacheKeys, snapshot: str) -> list[str] | None:
+    """Every key of a published snapshot (from its meta), or None when its meta is gone."""
+    from recsys.cache.snapshot import SnapshotMissingError, read_meta
+
+    try:
+        meta = read_meta(client, keys.target, snapshot)
+    except SnapshotMissingError:
+        return None
+    return keys.snapshot_keys(
+        snapshot, int(meta["n_buckets"]), int(meta.get("n_similar_buckets", 0))
+    )
+
+
+def expire_snapshots(client: Any, keys: CacheKeys, snapshots: list[str], ttl: int) -> list[str]:
+    """Give every key of `snapshots` a TTL (unless it has one); forget snapshots already gone."""
+    expiring = []
+    for snap in snapshots:
+        names = snapshot_key_names(client, keys, snap)
+        if names is None:
+            client.zrem(keys.snapshots, snap)
+            continue
+        pipe = client.pipeline(transaction=False)
+        for name in names:
+            pipe.expire(name, ttl, nx=True)
+        pipe.execute()
+        expiring.append(snap)
+    return expiring
