@@ -52,7 +52,8 @@ def run_case(data: Path, key: str, target: str, seed: int, holdout_days: int) ->
         data=data,
         target=target,
         model=model_name(key),
-        params=MODELS[key],
+        params=MODELS[key][0],
+        weights=MODELS[key][1],
         seed=seed,
         holdout_days=holdout_days,
     )
