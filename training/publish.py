@@ -184,6 +184,7 @@ def publish_snapshot(
     exclude_seen: bool = False,
     n_buckets: int | None = None,
     pending_ttl: int = DEFAULT_PENDING_TTL,
+    channel: str = "current",
 ) -> PublishReport:
     """Score `user_ids` with `model`, write a new snapshot of `target`, verify it, flip to it.
 
@@ -210,6 +211,10 @@ def publish_snapshot(
         Picks per user; users scored per batch (memory is bounded by batch_size × top_n).
     ttl_old
         Seconds that snapshots older than the previous one stay in Redis after the flip.
+    channel
+        The pointer to flip: "current" (what every caller gets by default) or a named A/B
+        channel (e.g. "challenger") that experiment variants read; snapshots live on any
+        channel are never expired.
     progress
         Show a progress bar on stderr.
     history, regions
@@ -265,7 +270,7 @@ def publish_snapshot(
         pending_ttl=pending_ttl,
     )
     tally = _Tally()
-    live = client.get(keys.current)
+    live = client.get(keys.pointer(channel))
     with target_lock(client, keys, f"publish {snapshot}"):
         try:
             writer.stage = "writing the SKU table and fallback lists"
@@ -304,7 +309,7 @@ def publish_snapshot(
             writer.stage = "making the snapshot permanent"
             writer.persist()
             writer.stage = "flipping the live pointer"
-            replaced, older = flip_pointer(client, keys, snapshot)
+            replaced, older = flip_pointer(client, keys, snapshot, channel)
             tally.timings["verify_flip_s"] = time.perf_counter() - t1
         except BaseException as exc:
             cleaned = writer.discard()

@@ -154,6 +154,9 @@ def publish(
     similar_k: Annotated[int, typer.Option(help="Similar SKUs per SKU (0 = none).")] = 20,
     ttl_old_days: Annotated[float, typer.Option(help="Days older snapshots are kept.")] = 7.0,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    channel: Annotated[
+        str, typer.Option(help='Pointer to flip: "current", or an A/B channel such as challenger.')
+    ] = "current",
 ) -> None:
     """Score every agent (or customer) and publish the picks to Redis as the live snapshot."""
     import redis
@@ -184,10 +187,11 @@ def publish(
             similar_k=similar_k,
             ttl_old=int(ttl_old_days * 86_400),
             progress=progress,
+            channel=channel,
         )
     per_user = report.bytes_picks / max(report.n_users, 1)
     console.print(
-        f"[green]published[/] {target} snapshot [bold]{report.snapshot}[/] "
+        f"[green]published[/] {target} snapshot [bold]{report.snapshot}[/] on {channel!r} "
         f"(replaced {report.replaced or 'nothing'})"
     )
     console.print(
@@ -213,6 +217,7 @@ def _run_publish(
     similar_k: int,
     ttl_old: int,
     progress: bool,
+    channel: str = "current",
 ) -> Any:
     """Load the tables, build the publish inputs and publish."""
     try:
@@ -259,6 +264,7 @@ def _run_publish(
         history=build_history(tables, target, sku_table[Columns.SKU_ID].to_numpy()),
         regions=user_regions(tables, target),
         similar_k=similar_k,
+        channel=channel,
     )
 
 

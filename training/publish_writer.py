@@ -24,17 +24,35 @@ _RELEASE_LOCK = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
-# KEYS: current, previous, snapshots, pending; ARGV: new id, publish time (ms), channel.
+# KEYS: pointer, its previous, snapshots, pending, channels set, main current, main previous;
+# ARGV: new id, publish time (ms), pub/sub channel, A/B channel name ("current" for the main one).
+# Snapshots referenced by any pointer (main or A/B channel, current or previous) are kept; the
+# others are returned so the caller can give them a TTL. All keys share the {target} hash tag.
 _FLIP = """
 local old = redis.call('GET', KEYS[1])
 redis.call('SET', KEYS[1], ARGV[1])
 if old then redis.call('SET', KEYS[2], old) end
 redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
 redis.call('ZREM', KEYS[4], ARGV[1])
+if ARGV[4] ~= 'current' then redis.call('SADD', KEYS[5], ARGV[4]) end
 redis.call('PUBLISH', ARGV[3], 'flip ' .. ARGV[1])
+local keep = {}
+keep[ARGV[1]] = true
+if old then keep[old] = true end
+for _, k in ipairs({KEYS[6], KEYS[7]}) do
+  local v = redis.call('GET', k)
+  if v then keep[v] = true end
+end
+for _, name in ipairs(redis.call('SMEMBERS', KEYS[5])) do
+  local base = string.sub(KEYS[6], 1, string.len(KEYS[6]) - string.len('current'))
+  for _, k in ipairs({base .. 'channel:' .. name, base .. 'channel:' .. name .. ':previous'}) do
+    local v = redis.call('GET', k)
+    if v then keep[v] = true end
+  end
+end
 local older = {}
 for _, id in ipairs(redis.call('ZRANGE', KEYS[3], 0, -1)) do
-  if id ~= ARGV[1] and id ~= old then table.insert(older, id) end
+  if not keep[id] then table.insert(older, id) end
 end
 return {old or '', older}
 """
@@ -220,11 +238,24 @@ class SnapshotWriter:
             return False
 
 
-def flip_pointer(client: Any, keys: CacheKeys, snapshot: str) -> tuple[str | None, list[str]]:
-    """Make `snapshot` current, old current previous, atomically; return old and older ids."""
+def flip_pointer(
+    client: Any, keys: CacheKeys, snapshot: str, channel: str = "current"
+) -> tuple[str | None, list[str]]:
+    """Make `snapshot` live on `channel`, the old one its previous, atomically.
+
+    Returns the replaced id and the ids no pointer refers to any more (to be expired).
+    """
     old, older = client.register_script(_FLIP)(
-        keys=[keys.current, keys.previous, keys.snapshots, keys.pending],
-        args=[snapshot, int(time.time() * 1000), keys.channel],
+        keys=[
+            keys.pointer(channel),
+            keys.previous_of(channel),
+            keys.snapshots,
+            keys.pending,
+            keys.channels,
+            keys.current,
+            keys.previous,
+        ],
+        args=[snapshot, int(time.time() * 1000), keys.channel, channel],
     )
     return (old.decode() if old else None), [o.decode() for o in older]
 

@@ -40,6 +40,16 @@ def check_target(target: str) -> str:
     return target
 
 
+CHANNEL_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+def check_channel(channel: str) -> str:
+    """Return `channel` unchanged when it is a safe channel name, else raise ValueError."""
+    if not isinstance(channel, str) or not CHANNEL_PATTERN.match(channel):
+        raise ValueError(f"channel must match {CHANNEL_PATTERN.pattern}, got {channel!r}")
+    return channel
+
+
 def check_snapshot_id(snapshot: str) -> str:
     """Return `snapshot` unchanged when it is a well-formed snapshot id, else raise ValueError."""
     if not isinstance(snapshot, str) or not SNAPSHOT_ID_PATTERN.match(snapshot):
@@ -147,7 +157,18 @@ class CacheKeys:
         """String: id of the snapshot live on `channel` ("current", or a named A/B channel)."""
         if channel == "current":
             return self.current
-        return f"{self._control}:channel:{channel}"
+        return f"{self._control}:channel:{check_channel(channel)}"
+
+    def previous_of(self, channel: str = "current") -> str:
+        """String: the snapshot `channel` served before its last flip (for rollback)."""
+        if channel == "current":
+            return self.previous
+        return f"{self.pointer(channel)}:previous"
+
+    @property
+    def channels(self) -> str:
+        """Set: names of the A/B channels of this target (their snapshots never expire)."""
+        return f"{self._control}:channels"
 
     # ---- snapshot keys (immutable once live) ----------------------------------------------
     def _snap(self, snapshot: str) -> str:

@@ -346,3 +346,20 @@ def test_publish_marks_users_the_model_cannot_score_as_popular(
     assert set(known.reasons[:, 0].tolist()) == {reason_id("picked_for_you")}
     assert set(cold.reasons[:, 0].tolist()) == {reason_id("popular_overall")}
     assert snap.snapshot_id.split("-")[1] == "local"
+
+
+def test_publish_to_a_channel_leaves_current_and_is_never_expired(
+    redis_client: redis.Redis, publish: Publish, world: World
+) -> None:
+    main = publish(redis_client, ttl_old=1000).snapshot
+    challenger = publish(redis_client, model=world.other, ttl_old=1000, channel="challenger")
+    assert redis_client.get(KEYS.current).decode() == main
+    assert redis_client.get(KEYS.pointer("challenger")).decode() == challenger.snapshot
+    assert redis_client.smembers(KEYS.channels) == {b"challenger"}
+    # Two more main publishes would expire anything no pointer refers to, but not the channel's.
+    publish(redis_client, ttl_old=1000)
+    third = publish(redis_client, ttl_old=1000)
+    assert third.expiring == [main]
+    assert all(redis_client.ttl(k) == -1 for k in _snapshot_keys(redis_client, challenger.snapshot))
+    with pytest.raises(ValueError, match="channel must match"):
+        KEYS.pointer("bad channel!")
