@@ -86,6 +86,13 @@ def hybrid_features(
     return _row_normalised(matrix)
 
 
+def _without(frame: pd.DataFrame | None, columns: tuple[str, ...]) -> pd.DataFrame | None:
+    """`frame` without the named columns (those it has)."""
+    if frame is None or not columns:
+        return frame
+    return frame.drop(columns=[c for c in columns if c in frame.columns])
+
+
 def _row_normalised(matrix: sp.csr_matrix) -> sp.csr_matrix:
     """Rows scaled so their absolute values sum to 1 (empty rows stay empty)."""
     sums = np.asarray(abs(matrix).sum(axis=1), dtype=np.float64).ravel()
@@ -116,6 +123,10 @@ class LightFMRecommender(BaseRecommender):
         Pass the interaction weights (divided by their mean) as sample weights.
     num_threads
         Training threads; only 1 is reproducible (lock-free updates race), so 1 is the default.
+    drop_sku_features
+        SKU feature columns left out. A SKU's age is measured at the cutoff, so in training a
+        young SKU looks unpopular only because it had less time to sell: that bias would
+        bury exactly the new launches the features are there to score.
     identity_share
         Weight of a known user's/SKU's own identity feature against all its side features
         (which share the rest); None weighs every non-zero feature alike.
@@ -137,6 +148,7 @@ class LightFMRecommender(BaseRecommender):
         use_weights: bool = False,
         num_threads: int = 1,
         identity_share: float | None = 0.5,
+        drop_sku_features: tuple[str, ...] = ("age", "not_launched"),
     ) -> None:
         self.no_components = no_components
         self.loss = loss
@@ -149,6 +161,7 @@ class LightFMRecommender(BaseRecommender):
         self.use_weights = use_weights
         self.num_threads = num_threads
         self.identity_share = identity_share
+        self.drop_sku_features = tuple(drop_sku_features)
 
     def _check_params(self) -> None:
         check_count("no_components", self.no_components)
@@ -180,7 +193,9 @@ class LightFMRecommender(BaseRecommender):
             dataset.user_features if self.use_features else None, dataset.users, "user_features"
         )
         sku_side = side_feature_block(
-            dataset.sku_features if self.use_features else None, dataset.skus, "sku_features"
+            _without(dataset.sku_features, self.drop_sku_features) if self.use_features else None,
+            dataset.skus,
+            "sku_features",
         )
         self.user_feature_matrix_ = hybrid_features(user_side, warm_users, self.identity_share)
         self.sku_feature_matrix_ = hybrid_features(sku_side, warm_skus, self.identity_share)
