@@ -78,6 +78,7 @@ def tune(
 
     mlflow = None
     parent_id = None
+    experiment_id = None
     if log_to_mlflow:
         import mlflow as _mlflow
 
@@ -100,7 +101,9 @@ def tune(
         metrics, _, _ = evaluate_model(model, dataset, truth, segments, cfg)
         value = float(metrics[cfg.primary_metric])
         if mlflow is not None:
-            with mlflow.start_run(run_name=f"trial-{trial.number}", nested=True):
+            with mlflow.start_run(
+                experiment_id=experiment_id, run_name=f"trial-{trial.number}", nested=True
+            ):
                 mlflow.log_params({f"model.{k}": v for k, v in params.items()})
                 mlflow.log_metrics({k: float(v) for k, v in metrics.items() if "=" not in k})
                 mlflow.log_metric("time.fit_s", fit_s)
