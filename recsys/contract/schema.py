@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+import pandas as pd
+
 from recsys.columns import RETURN_REASONS, SKU_STATUSES, TIERS, Columns, Tables
 
 C = Columns
@@ -158,3 +160,27 @@ RETURNS = TableSpec(
 SCHEMAS: dict[str, TableSpec] = {
     s.name: s for s in (SKUS, AGENTS, CUSTOMERS, SHARES, PURCHASES, RETURNS)
 }
+
+
+# pandas dtype of each column kind in a typed (validated) table; nullable ints use `Int64`.
+KIND_DTYPES: dict[str, str] = {
+    "id": "object",
+    "str": "object",
+    "float": "float64",
+    "int": "int64",
+    "ts": "datetime64[ns, UTC]",
+    "list": "object",
+}
+
+
+def empty_table(table: str) -> pd.DataFrame:
+    """A typed table with no rows: the contract's columns, in order, with their dtypes."""
+    spec = SCHEMAS[table]
+    return pd.DataFrame(
+        {
+            c.name: pd.Series(
+                [], dtype="Int64" if c.kind == "int" and c.nullable else KIND_DTYPES[c.kind]
+            )
+            for c in spec.columns
+        }
+    )

@@ -16,6 +16,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from recsys.columns import Columns, Tables
+from recsys.contract.schema import empty_table
 from recsys.data.dataset import RETURNED_QTY, SKU_IDX, USER_IDX, Dataset
 from recsys.data.id_map import IdMap
 from recsys.models.base import BaseRecommender
@@ -88,25 +89,8 @@ def tiny_tables() -> dict[str, pd.DataFrame]:
             C.SHARE_ID: [None] * len(rows),
         }
     )
-    returns = pd.DataFrame(
-        {
-            C.RETURN_ID: pd.Series([], dtype=object),
-            C.TS: pd.Series([], dtype="datetime64[ns, UTC]"),
-            C.PURCHASE_ID: pd.Series([], dtype=object),
-            C.QTY: pd.Series([], dtype=np.int64),
-            C.REASON: pd.Series([], dtype=object),
-        }
-    )
-    shares = pd.DataFrame(
-        {
-            C.SHARE_ID: pd.Series([], dtype=object),
-            C.TS: pd.Series([], dtype="datetime64[ns, UTC]"),
-            C.AGENT_ID: pd.Series([], dtype=object),
-            C.SKU_ID: pd.Series([], dtype=object),
-            C.CHANNEL: pd.Series([], dtype=object),
-            C.AUDIENCE_SIZE: pd.Series([], dtype="Int64"),
-        }
-    )
+    returns = empty_table(Tables.RETURNS)
+    shares = empty_table(Tables.SHARES)
     return {
         Tables.SKUS: skus,
         Tables.AGENTS: agents,

@@ -19,6 +19,7 @@ import pandas as pd
 
 from recsys.columns import Columns, Tables
 from recsys.contract.io import write_table
+from recsys.contract.schema import empty_table
 
 C = Columns
 T0 = pd.Timestamp("2025-01-01", tz="UTC")
@@ -92,16 +93,7 @@ def build_tables() -> dict[str, pd.DataFrame]:
         ],
     )
     returns = pd.DataFrame(rets, columns=[C.RETURN_ID, C.TS, C.PURCHASE_ID, C.QTY, C.REASON])
-    shares = pd.DataFrame(
-        {
-            C.SHARE_ID: pd.Series([], dtype=object),
-            C.TS: pd.Series([], dtype="datetime64[ns, UTC]"),
-            C.AGENT_ID: pd.Series([], dtype=object),
-            C.SKU_ID: pd.Series([], dtype=object),
-            C.CHANNEL: pd.Series([], dtype=object),
-            C.AUDIENCE_SIZE: pd.Series([], dtype="Int64"),
-        }
-    )
+    shares = empty_table(Tables.SHARES)
     return {
         Tables.SKUS: catalogue,
         Tables.AGENTS: agents,

@@ -8,7 +8,7 @@ import pandas as pd
 from recsys.columns import TIERS, Columns, Tables
 from recsys.contract.importers.catalog import categorise, series_of, tags_of
 from recsys.contract.importers.source import LogColumns as L
-from recsys.contract.schema import SCHEMAS
+from recsys.contract.schema import empty_table
 
 C = Columns
 BRAND = "unbranded"  # the log names no brands
@@ -146,12 +146,4 @@ def build_people(
 
 def empty_shares() -> pd.DataFrame:
     """The shares table with no rows (the log has none) but the contract's columns and types."""
-    kinds = {
-        "id": "string",
-        "str": "string",
-        "int": "Int64",
-        "float": "float64",
-        "ts": "datetime64[ns, UTC]",
-    }
-    spec = SCHEMAS[Tables.SHARES]
-    return pd.DataFrame({c.name: pd.Series([], dtype=kinds[c.kind]) for c in spec.columns})
+    return empty_table(Tables.SHARES)
