@@ -120,6 +120,7 @@ def build_dataset(
         user_features=user_features,
         sku_features=sku_features,
         fingerprint=data_fp,
+        tables=tables,
         meta={
             "weights": w.model_dump(),
             "features": cfg.model_dump() if with_features else None,

@@ -9,7 +9,7 @@ import typer
 
 from recsys.console import console, fail, user_errors
 
-MODEL_NAMES = "popular|repeat|itemknn|als|bpr|lightfm|blend"
+MODEL_NAMES = "popular|repeat|itemknn|als|bpr|lightfm|blend|ranked"
 
 
 def train(

@@ -140,7 +140,9 @@ def _write_batch(
     t0 = time.perf_counter()
     counts = picks.counts
     rsn = prm = None
-    if reasons is not None:
+    if picks.reasons is not None:  # the model's own reasons (e.g. the ranked model's)
+        rsn, prm = picks.reasons, picks.params
+    elif reasons is not None:
         pos = np.repeat(np.arange(len(members)), counts)
         rsn, prm = reasons.compute(members, pos, picks.sku_index, picks.popular, located)
     values = encode_batch(picks.offsets, picks.sku_index, picks.score, rsn, prm, n_skus=n_skus)

@@ -25,7 +25,9 @@ class UserPicks:
     """Picks of a batch of users: user i's picks are rows offsets[i]:offsets[i + 1], best first.
 
     `sku_index` holds rows of the snapshot's SKU table. `popular` marks users whose list is the
-    model's popularity fallback (it could not score them), so their picks say so.
+    model's popularity fallback (it could not score them), so their picks say so. `reasons` and
+    `params` (picks × 3), when given, are the model's own reasons for its picks and are stored
+    as they are.
     """
 
     offsets: np.ndarray
@@ -33,6 +35,8 @@ class UserPicks:
     score: np.ndarray
     popular: np.ndarray | None = None
     n_dropped: int = 0
+    reasons: np.ndarray | None = None
+    params: np.ndarray | None = None
 
     @property
     def counts(self) -> np.ndarray:
@@ -85,8 +89,20 @@ class ModelSource:
         """Score `users` with the model's `recommend` and map its SKUs to SKU-table rows."""
         reco = self.model.recommend(users, k=k, exclude_seen=self.exclude_seen)
         picks = picks_from_reco(reco, users, self.sku_pos, self.user_col)
+        reasons = params = None
+        explain = getattr(self.model, "pick_reasons", None)
+        if callable(explain) and len(picks.sku_index):
+            # a model that knows why it picked (the ranked model) gives its own reasons
+            owners = np.repeat(np.asarray(users, dtype=object), picks.counts)
+            reasons, params = explain(owners, self.sku_pos.to_numpy()[picks.sku_index])
         return UserPicks(
-            picks.offsets, picks.sku_index, picks.score, self._cold(users), picks.n_dropped
+            picks.offsets,
+            picks.sku_index,
+            picks.score,
+            self._cold(users),
+            picks.n_dropped,
+            reasons,
+            params,
         )
 
     def _cold(self, users: np.ndarray) -> np.ndarray | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -60,6 +61,10 @@ class Dataset:
         Boolean mask over skus: may be recommended (status active).
     cutoff
         The moment the training data ends; "now" for the model.
+    tables
+        The contract tables the dataset was built from, possibly holding events at or after the
+        cutoff (models that need more than the matrix, e.g. the audience of an agent, read them
+        and must cut them at `cutoff` themselves); None when built by hand.
     """
 
     target: Target
@@ -75,6 +80,7 @@ class Dataset:
     sku_features: pd.DataFrame | None = None
     fingerprint: str = ""
     meta: dict[str, object] = field(default_factory=dict)
+    tables: Mapping[str, pd.DataFrame] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         n_users, n_skus = self.interactions.shape

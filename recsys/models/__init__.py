@@ -21,6 +21,7 @@ _REGISTRY: dict[str, tuple[str, str]] = {
     "bpr": ("recsys.models.implicit_models", "BPRRecommender"),
     "lightfm": ("recsys.models.lightfm_hybrid", "LightFMRecommender"),
     "blend": ("recsys.models.blend", "BlendRecommender"),
+    "ranked": ("recsys.models.ranked", "RankedRecommender"),
 }
 MODEL_NAMES: tuple[str, ...] = tuple(_REGISTRY)
 

@@ -12,10 +12,12 @@ from recsys.models.popular import PopularRecommender
 
 
 def test_registry_names_are_the_cli_names() -> None:
-    assert list(MODELS) == ["popular", "repeat", "itemknn", "als", "bpr", "lightfm", "blend"]
+    assert list(MODELS) == [
+        "popular", "repeat", "itemknn", "als", "bpr", "lightfm", "blend", "ranked"
+    ]  # fmt: skip
     assert tuple(MODELS) == MODEL_NAMES
-    assert "popular" in MODELS and "ranked" not in MODELS
-    assert len(MODELS) == 7
+    assert "popular" in MODELS and "svd" not in MODELS
+    assert len(MODELS) == 8
 
 
 def test_registry_make_model_passes_params() -> None:
