@@ -50,7 +50,9 @@ def serve(
     console.print(
         f"serving on http://{host}:{port} with {workers} worker(s); try\n"
         f"  curl -H 'X-API-Key: <key from `recsys keys add --scope platform`>' "
-        f"'http://{host}:{port}/v1/agents/<agent_id>/picks?k=20'",
+        f"'http://{host}:{port}/v1/agents/<agent_id>/picks?k=20'\n"
+        f"  picks explorer: http://{host}:{port}/explorer "
+        "(log in with a key from `recsys keys add --scope admin`)",
         soft_wrap=True,
         highlight=False,
     )
@@ -70,12 +72,11 @@ def serve(
 
 
 def _client():  # type: ignore[no-untyped-def]
-    import redis
-
+    from recsys.cache.connect import connect
     from serving.settings import Settings
 
     url = redis_url_from_env() or Settings().redis_url
-    return redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5), url
+    return connect(url, socket_connect_timeout=2, socket_timeout=5), url
 
 
 def _connected(call):  # type: ignore[no-untyped-def]
@@ -85,7 +86,7 @@ def _connected(call):  # type: ignore[no-untyped-def]
     client, url = _client()
     try:
         return call(client)
-    except redis.exceptions.ConnectionError as exc:
+    except (redis.exceptions.ConnectionError, redis.exceptions.RedisClusterException) as exc:
         fail(f"cannot reach Redis at {url.split('@')[-1]} (set REDIS_URL): {exc}")
     finally:
         client.close()

@@ -5,6 +5,8 @@ channel in use, the suspension hash, the experiments and (every `key_cache_ttl_s
 hashes. A pointer that moved to a new snapshot is loaded and made ready off the request path,
 then swapped in: a request holds one `ServedSnapshot` from start to end, so it never mixes two.
 When Redis fails, requests skip it for `redis_down_backoff_s` and the refresher keeps probing.
+`RECSYS_REDIS_URL=redis+cluster://host:port[,host:port]` serves from a Redis Cluster: the same
+commands, sent by a cluster client that routes each key to its node (docs/serving.md).
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ import orjson
 from redis.asyncio import BlockingConnectionPool, ConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import MaxConnectionsError, RedisError
+from redis.exceptions import MaxConnectionsError, RedisClusterException, RedisError
 
+from recsys.cache.connect import connect_async_cluster, is_cluster_url
 from recsys.cache.keys import SUSPENDED, CacheKeys
 from recsys.cache.snapshot import Snapshot
 from recsys.data.dataset import TARGETS
@@ -36,7 +39,13 @@ from serving.served import ServedSnapshot
 from serving.settings import Settings
 
 log = logging.getLogger("recsys.serving")
-REDIS_ERRORS: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutError)
+# A cluster client raises RedisClusterException (not a RedisError) when no node answers.
+REDIS_ERRORS: tuple[type[BaseException], ...] = (
+    RedisError,
+    RedisClusterException,
+    OSError,
+    TimeoutError,
+)
 LOAD_RETRY_S = 5.0
 
 
@@ -46,11 +55,20 @@ def open_redis(settings: Settings, *, bulk: bool = False) -> Redis:
     The request path's pool refuses a connection beyond `redis_max_connections` at once
     (`MaxConnectionsError`: the request answers from memory); a blocking pool's wait costs a
     timer task per checkout, ~25% of a GET's CPU here. Background work waits its turn instead.
+    A cluster client bounds connections per node and has no blocking pool: there background
+    work gets the same refuse-at-once bound, which its few sequential tasks never reach.
     """
     common: dict[str, Any] = {
         "socket_connect_timeout": settings.redis_connect_timeout_s,
         "retry": Retry(NoBackoff(), settings.redis_retries),
     }
+    if is_cluster_url(settings.redis_url):
+        limit = settings.redis_bulk_max_connections if bulk else settings.redis_max_connections
+        timeout = settings.redis_bulk_timeout_s if bulk else settings.redis_timeout_s
+        client: Any = connect_async_cluster(
+            settings.redis_url, max_connections=limit, socket_timeout=timeout, **common
+        )
+        return client  # same command methods as `Redis` for everything served here
     if bulk:
         pool: ConnectionPool = BlockingConnectionPool.from_url(
             settings.redis_url,
@@ -183,23 +201,25 @@ class LiveState:
         channels = {t: self.experiments.channels(t) for t in TARGETS}
         reload_keys = self.keys.stale()
         pipe = client.pipeline(transaction=False)
-        for target in TARGETS:
-            pipe.mget([CacheKeys(target).pointer(c) for c in channels[target]])
+        for target in TARGETS:  # one GET per pointer: a cluster pipeline refuses MGET
+            for channel in channels[target]:
+                pipe.get(CacheKeys(target).pointer(channel))
         pipe.hgetall(SUSPENDED)
         pipe.hgetall(EXPERIMENTS_HASH)
         if reload_keys:
             pipe.hgetall(KEYS_HASH)
         replies = await pipe.execute()
         self.down_until = 0.0
-        n = len(TARGETS)
+        pointers = [(t, c) for t in TARGETS for c in channels[t]]
+        n = len(pointers)
         self.set_suspended({k.decode(): _json_or_text(v) for k, v in replies[n].items()})
         changed = self.experiments.set_redis(decode_stored(replies[n + 1]))
         if reload_keys:
             self.keys.replace(replies[n + 2])
-        wanted: dict[tuple[str, str], str | None] = {}
-        for target, ids in zip(TARGETS, replies[:n], strict=True):
-            for channel, sid in zip(channels[target], ids, strict=True):
-                wanted[(target, channel)] = sid.decode() if sid is not None else None
+        wanted: dict[tuple[str, str], str | None] = {
+            key: sid.decode() if sid is not None else None
+            for key, sid in zip(pointers, replies[:n], strict=True)
+        }
         for (target, channel), sid in wanted.items():
             await self._point(target, channel, sid)
         for key in [k for k in self.snapshots if k not in wanted]:

@@ -15,9 +15,10 @@ from fastapi import FastAPI
 
 from serving.accesslog import AccessLog
 from serving.errors import install_error_handlers
+from serving.explorer import build_router as build_explorer
+from serving.explorer import mount_static as mount_explorer_static
 from serving.live import REDIS_ERRORS
-from serving.middleware import ServingMiddleware
-from serving.routers import admin, health, picks
+from serving.routers import admin, events, health, picks
 from serving.services import Services
 from serving.settings import Settings, get_settings
 
@@ -68,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             asyncio.create_task(svc.live.run(stop), name="recsys-refresh"),
             asyncio.create_task(svc.exposures.run(svc.live, stop), name="recsys-exposures"),
             asyncio.create_task(access_log.run(stop), name="recsys-access-log"),
+            asyncio.create_task(events.watch_sink_lag(svc, stop), name="recsys-sink-lag"),
         ]
         try:
             yield
@@ -92,11 +94,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(picks.build_router(svc))
     app.include_router(admin.build_router(svc))
+    app.include_router(events.build_router(svc))
     app.include_router(health.build_router(svc))
+    app.include_router(build_explorer(svc))
+    mount_explorer_static(app)
     if settings.bench_endpoints:
         app.include_router(health.build_bench_router(svc))
     app.add_middleware(
-        ServingMiddleware,
+        events.EventsBodyCap,  # ServingMiddleware, with the events route's own body cap
+        events_max_body_bytes=settings.events_max_body_bytes,
         metrics=svc.metrics,
         max_body_bytes=settings.max_body_bytes,
         access_log=access_log,

@@ -65,6 +65,24 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.events = Counter(
+            "recsys_events_total",
+            "Posted events, by result (stored, duplicate, rejected).",
+            ["result"],
+            registry=r,
+        )
+        self.sink_lag = Gauge(
+            "recsys_sink_lag",
+            "Entries the sink has not acknowledged, by stream (Redis >= 7, or no sink ran yet).",
+            ["stream"],
+            registry=r,
+        )
+        self.sink_lag_seconds = Gauge(
+            "recsys_sink_lag_seconds",
+            "Seconds between a stream's newest entry and the oldest the sink has not acknowledged.",
+            ["stream"],
+            registry=r,
+        )
         self._latency_children: dict[tuple[str, str, int], object] = {}
         self._fallback_children = {
             kind: self.fallbacks.labels(kind) for kind in ("region", "tier", "global", "degraded")

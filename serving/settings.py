@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -14,6 +14,7 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="RECSYS_", env_file=".env", extra="ignore")
 
+    # One server (redis://, rediss://) or a Redis Cluster (redis+cluster://host:port[,host:port]).
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis of the snapshots")
     # Serving, not batch: fail in tens of milliseconds, retry at most once, bounded pool (a
     # request finding all connections busy answers from memory rather than queue).
@@ -46,6 +47,17 @@ class Settings(BaseSettings):
     exposure_flush_interval_s: float = 0.2
     exposure_batch_size: int = Field(500, ge=1)
     exposure_buffer_max: int = Field(100_000, ge=1)
+    # POST /v1/events writes to this stream; `recsys sink` drains it (docs/events.md).
+    event_stream: str = "events:v1:events"
+    event_stream_maxlen: int = Field(2_000_000, ge=1)
+    # An event id is remembered this long: a re-sent event is stored once (the sink also drops
+    # ids already written to the event's day).
+    event_dedupe_ttl_s: int = Field(172_800, ge=1)
+    # A batch of 1,000 events is ~250 KB of JSON: the events route has its own body cap.
+    events_max_body_bytes: int = Field(2_097_152, ge=1)
+    # The sink's consumer group, whose lag /metrics shows, read every `sink_lag_interval_s`.
+    sink_group: str = "parquet-sink"
+    sink_lag_interval_s: float = Field(10.0, gt=0)
     default_k: int = 20
     # Request bodies above this are refused with 413 (admin bodies are a few hundred bytes).
     max_body_bytes: int = Field(65_536, ge=1)
@@ -53,6 +65,20 @@ class Settings(BaseSettings):
     # Expose `GET /v1/_bench/constant` (a constant body) for the serving benchmark only.
     bench_endpoints: bool = False
     bench_body_bytes: int = Field(2_500, ge=2)
+    # Picks explorer (`/explorer`): where `recsys ab-report` writes its report.html files, the
+    # MLflow UI the snapshot meta links to, and how long a login lasts.
+    reports_dir: Path | None = None
+    mlflow_ui_url: str = "http://127.0.0.1:5000"
+    explorer_session_ttl_s: int = Field(8 * 3600, ge=60)
+
+    @field_validator("redis_url")
+    @classmethod
+    def _known_redis_url(cls, url: str) -> str:
+        """Refuse a URL no client can open at start, not at the first request."""
+        from recsys.cache.connect import parse_redis_url
+
+        parse_redis_url(url)
+        return url
 
 
 @lru_cache(maxsize=1)

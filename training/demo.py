@@ -30,6 +30,7 @@ class DemoResult:
     snapshots: dict[str, str] = field(default_factory=dict)
     redis_url: str = ""
     api_key: str = ""
+    admin_key: str = ""  # for the picks explorer (/explorer)
     sample_agent: str = ""
     sample_customer: str = ""
 
@@ -128,6 +129,7 @@ def run_demo(data: Path, *, scale: str = "small", seed: int = 7, fresh: bool = F
     for target in ("agent", "customer"):
         out.snapshots[target] = publish_target(client, data, target)
     out.api_key, _ = add_key(client, ["platform"], name="demo")
+    out.admin_key, _ = add_key(client, ["admin"], name="demo explorer")
     tables = load_tables(data, on_quarantine="ignore")
     purchases = tables["purchases"]
     out.sample_agent = str(purchases["agent_id"].value_counts().index[0])
@@ -157,6 +159,12 @@ def print_next_steps(result: DemoResult, host: str, port: int) -> None:
         highlight=False,
     )
     console.print(f"  API docs: {base}/docs   metrics: {base}/metrics", highlight=False)
+    console.print(
+        f"  Picks explorer: {base}/explorer (log in with the admin key {result.admin_key}; "
+        "make more with `recsys keys add --scope admin`)",
+        soft_wrap=True,
+        highlight=False,
+    )
     console.print(f"  MLflow UI: {ui_command()}", soft_wrap=True, highlight=False)
 
 

@@ -41,6 +41,7 @@ from recsys.cache.snapshot import encode_sku_table
 from recsys.columns import Columns
 from recsys.reasons import reason_table
 from training.publish_inputs import History
+from training.publish_profiles import encode_records
 from training.publish_reasons import PickReasons, encode_fallbacks
 from training.publish_source import ModelSource, PicksSource, UserPicks, batches
 from training.publish_writer import (
@@ -91,6 +92,8 @@ class PublishReport:
     timings: dict[str, float] = field(default_factory=dict)
     expiring: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    n_profiles: int = 0
+    n_sku_stats: int = 0
 
     @property
     def users_per_s(self) -> float:
@@ -187,6 +190,8 @@ def publish_snapshot(
     n_buckets: int | None = None,
     pending_ttl: int = DEFAULT_PENDING_TTL,
     channel: str = "current",
+    profiles: pd.DataFrame | None = None,
+    sku_stats: pd.DataFrame | None = None,
 ) -> PublishReport:
     """Score `user_ids` with `model`, write a new snapshot of `target`, verify it, flip to it.
 
@@ -230,6 +235,10 @@ def publish_snapshot(
         Hash buckets for the picks (power of two; None = about 1024 users per bucket).
     pending_ttl
         Safety TTL (seconds) of the keys while the snapshot is being written.
+    profiles, sku_stats
+        Optional records for people who check the picks (`training.publish_profiles`): one
+        row per agent (index = agent id) and per SKU (index = SKU id), stored as JSON beside
+        the picks. Both or neither; the service does not need them to answer.
 
     Raises
     ------
@@ -239,6 +248,8 @@ def publish_snapshot(
         If an argument is invalid (checked before anything is written).
     """
     check_target(target)
+    if (profiles is None) != (sku_stats is None):
+        raise ValueError("pass both profiles and sku_stats, or neither")
     for name, value in (("top_n", top_n), ("batch_size", batch_size), ("ttl_old", ttl_old)):
         if not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
@@ -271,6 +282,8 @@ def publish_snapshot(
         n_similar_buckets=n_buckets_for(len(sku_pos)) if similar_k > 0 else 0,
         pending_ttl=pending_ttl,
     )
+    writer.with_extras = profiles is not None
+    extras: dict[str, int] = {}
     tally = _Tally()
     live = client.get(keys.pointer(channel))
     with target_lock(client, keys, f"publish {snapshot}"):
@@ -300,14 +313,20 @@ def publish_snapshot(
                 t1 = time.perf_counter()
                 n_similar = _write_similar(writer, source, sku_pos, similar_k, batch_size)
                 tally.timings["similar_s"] = time.perf_counter() - t1
+            if profiles is not None and sku_stats is not None:
+                writer.stage = "writing agent profiles and SKU stats"
+                extras = _write_extras(writer, profiles, sku_stats, sku_pos)
             writer.stage = "writing the meta record"
             record = _meta_record(
                 meta, snapshot, target, top_n, writer, tally, fb_names, n_similar, len(sku_pos)
             )
+            record["counts"].update(extras)
             writer.write_meta(orjson.dumps(record, default=str))
             t1 = time.perf_counter()
             writer.stage = "verifying counts"
             writer.verify(tally.written, len(fb_names), n_similar)
+            if extras:
+                writer.verify_extras(extras["profiles"], extras["sku_stats"])
             writer.stage = "making the snapshot permanent"
             writer.persist()
             writer.stage = "flipping the live pointer"
@@ -348,6 +367,8 @@ def publish_snapshot(
         timings=tally.timings,
         expiring=expiring,
         warnings=warnings,
+        n_profiles=extras.get("profiles", 0),
+        n_sku_stats=extras.get("sku_stats", 0),
     )
 
 
@@ -390,6 +411,22 @@ def _meta_record(
         "fallbacks": fallbacks,
         "reasons": reason_table(),
     }
+
+
+def _write_extras(
+    writer: SnapshotWriter, profiles: pd.DataFrame, sku_stats: pd.DataFrame, sku_pos: pd.Index
+) -> dict[str, int]:
+    """Write agent profiles and the return figures of the snapshot's SKUs; return the counts."""
+    if profiles.index.duplicated().any() or sku_stats.index.duplicated().any():
+        raise ValueError("profiles and sku_stats must have one row per id (duplicate index)")
+    n_profiles = 0
+    for members, values in encode_records(profiles):
+        writer.write_members("profiles", members, values)
+        n_profiles += len(members)
+    known = sku_stats[sku_stats.index.isin(sku_pos)]  # only SKUs the picks can point at
+    for members, values in encode_records(known):
+        writer.write_sku_stats(members, values)
+    return {"profiles": n_profiles, "sku_stats": len(known)}
 
 
 def _write_similar(

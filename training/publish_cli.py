@@ -13,7 +13,8 @@ from recsys.columns import Columns
 from recsys.console import console, fail, user_errors
 
 NO_REDIS = (
-    "no Redis to publish to: pass --redis-url redis://HOST:6379/0 or set REDIS_URL. "
+    "no Redis to publish to: pass --redis-url redis://HOST:6379/0 (a Redis Cluster: "
+    "redis+cluster://HOST:PORT[,HOST:PORT]) or set REDIS_URL. "
     "To start one locally: `redis-server --port 6379 --save ''` (then "
     "REDIS_URL=redis://127.0.0.1:6379/0), or `docker run -p 6379:6379 redis:7`."
 )
@@ -34,29 +35,26 @@ class ResolvedModel:
     fit: str = "unknown"
 
 
-def _redact(url: str) -> str:
-    """The URL without its password."""
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        return parts._replace(netloc=netloc).geturl()
-    return url
+REDIS_URL_HELP = (
+    "Redis URL (default: $REDIS_URL); redis+cluster://HOST:PORT[,HOST:PORT] for a Redis Cluster."
+)
 
 
 def connect_redis(url: str | None) -> Any:
-    """A client for `url` (else REDIS_URL) that answered PING; ValueError with advice if not."""
-    import redis
+    """A client for `url` (else REDIS_URL) that answered PING; ValueError with advice if not.
+
+    `redis+cluster://` URLs give a cluster client (`recsys.cache.connect`).
+    """
+    from recsys.cache.connect import connect, redact_url, redis_failures
 
     url = url or os.environ.get("REDIS_URL")
     if not url:
         raise ValueError(NO_REDIS)
     try:
-        client = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=60)
+        client = connect(url, socket_connect_timeout=5, socket_timeout=60)
         client.ping()
-    except (redis.RedisError, ValueError) as exc:
-        raise ValueError(f"cannot reach Redis at {_redact(url)}: {exc}") from None
+    except (*redis_failures(), ValueError) as exc:
+        raise ValueError(f"cannot reach Redis at {redact_url(url)}: {exc}") from None
     return client
 
 
@@ -146,9 +144,10 @@ def publish(
         typer.Option(help=f"{URI_FORMS} (default: models:/item-to-<target>@champion)."),
     ] = None,
     data: Annotated[
-        Path | None, typer.Option(help="Data directory (default: the run's `data` parameter).")
+        str | None,
+        typer.Option(help="Data directory (default: the run's `data` parameter)."),
     ] = None,
-    redis_url: Annotated[str | None, typer.Option(help="Redis URL (default: $REDIS_URL).")] = None,
+    redis_url: Annotated[str | None, typer.Option(help=REDIS_URL_HELP)] = None,
     top_n: Annotated[int, typer.Option(help="Picks per user.")] = 100,
     batch_size: Annotated[int, typer.Option(help="Users scored per batch.")] = 10_000,
     similar_k: Annotated[int, typer.Option(help="Similar SKUs per SKU (0 = none).")] = 20,
@@ -159,11 +158,10 @@ def publish(
     ] = "current",
 ) -> None:
     """Score every agent (or customer) and publish the picks to Redis as the live snapshot."""
-    import redis
-
+    from recsys.cache.connect import redis_failures
     from training.config import REGISTERED_NAMES
 
-    with user_errors(extra=(redis.RedisError,)):
+    with user_errors(extra=redis_failures()):
         if target not in REGISTERED_NAMES:
             fail(f"--target must be one of {', '.join(REGISTERED_NAMES)}, got {target!r}", 2)
         client = connect_redis(redis_url)
@@ -172,9 +170,10 @@ def publish(
         model_target = getattr(resolved.model, "target_", target)
         if model_target != target:
             fail(f"model {uri} was trained for target {model_target!r}, not {target!r}", 2)
-        data_dir = data or (Path(resolved.params["data"]) if "data" in resolved.params else None)
-        if data_dir is None:
+        location = data or resolved.params.get("data")
+        if location is None:
             fail(f"model {uri} does not record its data directory: pass --data", 2)
+        data_dir = Path(location)
         if not data_dir.exists():
             fail(f"data directory not found: {data_dir}", 2)
         report = _run_publish(
@@ -232,6 +231,7 @@ def _run_publish(
         user_ids,
         user_regions,
     )
+    from training.publish_profiles import build_agent_profiles, build_sku_stats
 
     console.print(
         f"publishing {target} picks of {resolved.uri} ({resolved.fit} fit) from {data_dir}"
@@ -265,19 +265,21 @@ def _run_publish(
         regions=user_regions(tables, target),
         similar_k=similar_k,
         channel=channel,
+        # who each agent is, and how often each SKU comes back: for the picks explorer
+        profiles=build_agent_profiles(tables) if target == "agent" else None,
+        sku_stats=build_sku_stats(tables) if target == "agent" else None,
     )
 
 
 def rollback(
     target: Annotated[str, typer.Option(help="agent or customer.")] = "agent",
-    redis_url: Annotated[str | None, typer.Option(help="Redis URL (default: $REDIS_URL).")] = None,
+    redis_url: Annotated[str | None, typer.Option(help=REDIS_URL_HELP)] = None,
 ) -> None:
     """Make the previous snapshot live again (the current one becomes the previous)."""
-    import redis
-
+    from recsys.cache.connect import redis_failures
     from training.publish import rollback as run_rollback
 
-    with user_errors(extra=(redis.RedisError,)):
+    with user_errors(extra=redis_failures()):
         client = connect_redis(redis_url)
         result = run_rollback(client, target)
     console.print(

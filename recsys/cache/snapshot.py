@@ -3,8 +3,9 @@
 A reader reads `current` once, then only keys of that snapshot (never `current` again for the
 same answer), so it cannot mix two snapshots. Snapshots are immutable once live: the meta, SKU
 table and fallback lists can be cached per snapshot id for as long as the id stays current.
-The I/O helpers take a synchronous `redis.Redis`; an asyncio service issues the same GET/HGET
-commands itself and hands the bytes to `Snapshot.from_raw` and `decode_arrays`.
+The I/O helpers take a synchronous `redis.Redis` or `redis.cluster.RedisCluster` (they use only
+single-key commands and non-transactional pipelines); an asyncio service issues the same
+GET/HGET commands itself and hands the bytes to `Snapshot.from_raw` and `decode_arrays`.
 """
 
 from __future__ import annotations
