@@ -18,6 +18,7 @@ from serving.errors import install_error_handlers
 from serving.explorer import build_router as build_explorer
 from serving.explorer import mount_static as mount_explorer_static
 from serving.live import REDIS_ERRORS
+from serving.middleware import ServingMiddleware
 from serving.routers import admin, events, health, picks
 from serving.services import Services
 from serving.settings import Settings, get_settings
@@ -101,10 +102,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.bench_endpoints:
         app.include_router(health.build_bench_router(svc))
     app.add_middleware(
-        events.EventsBodyCap,  # ServingMiddleware, with the events route's own body cap
-        events_max_body_bytes=settings.events_max_body_bytes,
+        ServingMiddleware,
         metrics=svc.metrics,
         max_body_bytes=settings.max_body_bytes,
+        body_caps={events.PATH: settings.events_max_body_bytes},  # a batch of events
         access_log=access_log,
     )
     return app

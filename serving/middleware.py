@@ -2,9 +2,10 @@
 
 Pure ASGI (not Starlette's BaseHTTPMiddleware, which costs a task and a stream per request).
 It gives each request an id (or keeps a safe incoming `X-Request-ID`), answers 413 before a
-too-large body is read, times the request by route template and status, writes one JSON access
-log line, and turns any unhandled exception into a JSON 500 with the request id (the traceback
-goes to the log, never to the client).
+too-large body is read (`max_body_bytes`, or the cap `body_caps` gives the request's path, e.g.
+a larger one for `POST /v1/events`), times the request by route template and status, writes one
+JSON access log line, and turns any unhandled exception into a JSON 500 with the request id (the
+traceback goes to the log, never to the client).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import logging
 import re
 import secrets
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -30,11 +32,18 @@ class ServingMiddleware:
     """See the module docstring."""
 
     def __init__(
-        self, app: ASGIApp, *, metrics: Metrics, max_body_bytes: int, access_log: AccessLog
+        self,
+        app: ASGIApp,
+        *,
+        metrics: Metrics,
+        max_body_bytes: int,
+        access_log: AccessLog,
+        body_caps: Mapping[str, int] | None = None,
     ) -> None:
         self.app = app
         self.metrics = metrics
         self.max_body = max_body_bytes
+        self.body_caps = dict(body_caps or {})  # exact path → its own cap
         self.access_log = access_log
         self._boot = secrets.token_hex(4)
         self._count = itertools.count(1)
@@ -62,6 +71,7 @@ class ServingMiddleware:
             state = scope["state"] = {}
         state["request_id"] = rid
         rid_header = (b"x-request-id", rid.encode())
+        max_body = self.body_caps.get(scope["path"], self.max_body)
         status = 500
         started = False
         answered = False  # a 413 was sent while the app was still reading the body
@@ -76,8 +86,8 @@ class ServingMiddleware:
                 message["headers"] = [*message.get("headers", ()), rid_header]
             await send(message)
 
-        if length is not None and length > self.max_body:
-            await self._send_error(send, 413, self._too_large(), rid, rid_header)
+        if length is not None and length > max_body:
+            await self._send_error(send, 413, _too_large(max_body), rid, rid_header)
             status = 413
         else:
             seen = 0
@@ -91,9 +101,9 @@ class ServingMiddleware:
                 message = await receive()
                 if message["type"] == "http.request":
                     seen += len(message.get("body", b""))
-                    if seen > self.max_body and not started:
+                    if seen > max_body and not started:
                         answered, status = True, 413
-                        await self._send_error(send, 413, self._too_large(), rid, rid_header)
+                        await self._send_error(send, 413, _too_large(max_body), rid, rid_header)
                         return {"type": "http.disconnect"}
                 return message
 
@@ -124,9 +134,6 @@ class ServingMiddleware:
                 }
             )
 
-    def _too_large(self) -> str:
-        return f"body: request body is larger than {self.max_body} bytes"
-
     @staticmethod
     async def _send_error(
         send: Send, status: int, message: str, rid: str, rid_header: tuple[bytes, bytes]
@@ -139,3 +146,7 @@ class ServingMiddleware:
         ]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+
+def _too_large(max_body: int) -> str:
+    return f"body: request body is larger than {max_body} bytes"

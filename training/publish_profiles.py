@@ -3,10 +3,12 @@
 A merchandiser looking at an agent's feed (the picks explorer, `serving/explorer/`) needs to know
 who she is: region, tier, how many customers she has, the price range they buy in and their
 favourite categories, and for each SKU how often it comes back. These records are built from the
-contract tables at publish time and stored in the snapshot (docs/cache-contract.md, section 10):
+contract tables at publish time and stored in the snapshot (docs/cache-contract.md, section 11):
 
-- `<picks bucket key>:profiles`: hash, agent id → JSON profile (same bucket as her picks);
-- `<skus key>:stats`: hash, SKU id → JSON `{"units", "returned", "return_rate"}`.
+- `CacheKeys.profiles(snap, b)` (`<picks bucket key>:profiles`): hash, agent id → JSON profile
+  (same bucket as her picks);
+- `CacheKeys.sku_stats(snap)` (`<skus key>:stats`): hash, SKU id → JSON `{"units", "returned",
+  "return_rate"}`.
 
 The service never needs them to answer; a snapshot without them is still complete.
 """
@@ -40,13 +42,13 @@ _SHARE = "share"
 
 
 def profile_key(keys: CacheKeys, snapshot: str, bucket: int) -> str:
-    """Hash of the profiles of one picks bucket: the bucket's key with `:profiles` appended."""
-    return f"{keys.picks(snapshot, bucket)}:profiles"
+    """Hash of the profiles of one picks bucket (`CacheKeys.profiles`)."""
+    return keys.profiles(snapshot, bucket)
 
 
 def sku_stats_key(keys: CacheKeys, snapshot: str) -> str:
-    """Hash of the SKUs' return figures: the SKU table's key with `:stats` appended."""
-    return f"{keys.skus(snapshot)}:stats"
+    """Hash of the SKUs' return figures (`CacheKeys.sku_stats`)."""
+    return keys.sku_stats(snapshot)
 
 
 def purchase_lines(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:

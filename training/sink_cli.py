@@ -16,26 +16,48 @@ import typer
 from recsys.console import console, err_console, fail, progress_columns, user_errors
 
 NO_REDIS = (
-    "no Redis to read events from: pass --redis-url redis://HOST:6379/0 or set REDIS_URL "
+    "no Redis to read events from: pass --redis-url redis://HOST:6379/0 (or "
+    "redis+cluster://HOST:PORT[,HOST:PORT] for a Redis Cluster) or set REDIS_URL "
     "(the service's Redis: the one `recsys serve` printed)"
 )
 
 
 def _connect(url: str | None) -> Any:
-    """A client for `url` (else RECSYS_REDIS_URL, else REDIS_URL) that answered PING."""
-    import redis
+    """A client for `url` (else RECSYS_REDIS_URL, else REDIS_URL) that answered PING; a
+    `redis+cluster://` URL gives a Redis Cluster client."""
+    from recsys.cache.connect import connect, redact_url, redis_failures
 
     url = url or os.environ.get("RECSYS_REDIS_URL") or os.environ.get("REDIS_URL")
     if not url:
         raise ValueError(NO_REDIS)
     try:
         # Reads block for up to `--block-ms`; the socket timeout must outlast them.
-        client = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=60)
+        client = connect(url, socket_connect_timeout=5, socket_timeout=60)
         client.ping()
-    except (redis.RedisError, ValueError) as exc:
-        # the part after `@`: never print a password
-        raise ValueError(f"cannot reach Redis at {url.split('@')[-1]}: {exc}") from None
+    except (*redis_failures(), ValueError) as exc:
+        raise ValueError(f"cannot reach Redis at {redact_url(url)}: {exc}") from None
     return client
+
+
+def _is_outage(exc: BaseException) -> bool:
+    """True for errors a running sink waits out: Redis, or a cluster master, restarting or
+    failing over. A cluster client that reaches no node raises a bare `RedisClusterException`
+    caused by the connection error; its other uses (a bug such as keys of two slots) are not."""
+    from redis.exceptions import (
+        ClusterDownError,
+        ConnectionError,
+        RedisClusterException,
+        SlotNotCoveredError,
+        TimeoutError,
+        TryAgainError,
+    )
+
+    transient = (ConnectionError, TimeoutError, ClusterDownError, TryAgainError)
+    if isinstance(exc, (*transient, SlotNotCoveredError)):
+        return True
+    return isinstance(exc, RedisClusterException) and isinstance(
+        exc.__cause__, (*transient, OSError)
+    )
 
 
 def _print_prepared(prepared: Any, data: Path) -> None:
@@ -102,8 +124,6 @@ def _drain(sink: Any) -> None:
 
 def _run(sink: Any, block_ms: int, status_every_s: float, lag_every_s: float) -> None:
     """Run until SIGINT/SIGTERM; the batch in hand is finished (written and acked) first."""
-    import redis
-
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
@@ -117,7 +137,9 @@ def _run(sink: Any, block_ms: int, status_every_s: float, lag_every_s: float) ->
             if now - last_lag >= lag_every_s:
                 lags, last_lag = sink.lag(), now
             backoff = 0.0
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
+        except Exception as exc:
+            if not _is_outage(exc):
+                raise
             # A long-running sink outlives a Redis restart: unacknowledged entries stay pending.
             backoff = min(10.0, max(0.5, backoff * 2))
             err_console.print(f"[yellow]Redis unreachable ({exc}); retrying in {backoff:.1f} s")
@@ -141,7 +163,10 @@ def sink(
         Path, typer.Option("--data", help="Data directory to write into (created if missing).")
     ],
     redis_url: Annotated[
-        str | None, typer.Option(help="Redis of the service (default: REDIS_URL).")
+        str | None,
+        typer.Option(
+            help="Redis of the service (default: REDIS_URL); a cluster: redis+cluster://h:p,h:p"
+        ),
     ] = None,
     once: Annotated[
         bool, typer.Option("--once", help="Drain what is there, print a summary and exit.")
@@ -182,8 +207,7 @@ def sink(
 ) -> None:
     """Write posted events and served exposures to date-partitioned Parquet under --data, where
     `recsys train --data` reads them; at least once, each event id written once."""
-    import redis
-
+    from recsys.cache.connect import redis_failures
     from recsys.events.layout import SinkLock, prepare_data_dir
     from recsys.events.metrics import SinkMetrics
     from recsys.events.sink import Sink
@@ -224,7 +248,7 @@ def sink(
                         highlight=False,
                     )
                     _run(worker, block_ms, status_every_s, lag_every_s)
-        except redis.RedisError as exc:
+        except redis_failures() as exc:
             fail(
                 f"Redis error: {exc}; entries not yet acknowledged are read again when the "
                 "sink restarts"

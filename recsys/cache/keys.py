@@ -200,6 +200,14 @@ class CacheKeys:
         """Hash: SKU id → encoded similar SKUs, for the SKUs of one bucket."""
         return f"{self._snap(snapshot)}:similar:{int(bucket)}"
 
+    def profiles(self, snapshot: str, bucket: int) -> str:
+        """Hash: agent id → JSON profile, beside the picks of the same bucket (optional)."""
+        return f"{self.picks(snapshot, bucket)}:profiles"
+
+    def sku_stats(self, snapshot: str) -> str:
+        """Hash: SKU id → JSON return figures, beside the SKU table (optional)."""
+        return f"{self.skus(snapshot)}:stats"
+
     def snapshot_keys(self, snapshot: str, n_buckets: int, n_similar_buckets: int) -> list[str]:
         """Every key a snapshot may have, meta last (so meta is the last thing to go)."""
         keys = [self.picks(snapshot, b) for b in range(n_buckets)]

@@ -37,7 +37,7 @@ from recsys.contract.quarantine import (
 from recsys.contract.schema import SCHEMAS, TableSpec
 from recsys.exceptions import SchemaError
 
-__all__ = ["REASON_CODES", "ValidationResult", "validate_dir", "validate_tables"]
+__all__ = ["REASON_CODES", "ValidationResult", "time_bounds", "validate_dir", "validate_tables"]
 
 Display = Callable[[str], str]
 TimeLike = str | datetime | pd.Timestamp
@@ -89,7 +89,7 @@ def _utc(value: TimeLike, name: str) -> pd.Timestamp:
     return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 
-def _time_bounds(now: TimeLike | None, min_ts: TimeLike) -> TimeBounds:
+def time_bounds(now: TimeLike | None, min_ts: TimeLike) -> TimeBounds:
     """The sane timestamp range: from `min_ts` to one day after `now` (clock skew, time zones)."""
     lower = _utc(min_ts, "min_ts")
     current = pd.Timestamp.now(tz="UTC") if now is None else _utc(now, "now")
@@ -395,7 +395,7 @@ def validate_tables(
     SchemaError
         If a table or one of its required columns is missing.
     """
-    return _validate(raw, _time_bounds(now, min_ts), display=str)
+    return _validate(raw, time_bounds(now, min_ts), display=str)
 
 
 def validate_dir(
@@ -424,7 +424,7 @@ def validate_dir(
             f"quarantine_dir must differ from data_dir, got {quarantine_dir} for both "
             "(quarantine files would be read as tables)"
         )
-    bounds = _time_bounds(now, min_ts)
+    bounds = time_bounds(now, min_ts)
     raws = {name: read_raw_table(data_dir, name) for name in Tables.ALL}
 
     def display(source: str) -> str:

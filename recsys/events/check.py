@@ -19,7 +19,7 @@ import pandas as pd
 from recsys.contract.coerce import TimeBounds, coerce_column
 from recsys.contract.schema import ColumnSpec
 from recsys.contract.validate import TimeLike
-from recsys.contract.validate import _time_bounds as contract_time_bounds
+from recsys.contract.validate import time_bounds as contract_time_bounds
 from recsys.events.kinds import EVENT_ID, EVENT_SPECS, KIND, KINDS, MAX_EVENT_ID_LENGTH
 
 MIN_TS = "2000-01-01"

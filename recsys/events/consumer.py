@@ -5,6 +5,10 @@ between reading and acknowledging gets it again: its own pending entries on rest
 id `0`), or, under another consumer name, once they have been idle for `claim_idle_ms`
 (XAUTOCLAIM moves them over). Entries trimmed from the stream while pending come back with no
 fields; they are acknowledged and counted, as nothing of them is left to write.
+
+Every command names one stream, except the read: one XREADGROUP over all streams where it may
+(one server, or streams that share a Redis Cluster slot), else one per stream, since a cluster
+refuses a command over keys of two slots. The group is created on each stream on its own.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from redis.cluster import RedisCluster
 from redis.exceptions import ResponseError
 
 from recsys.events.stream import text_fields
@@ -43,8 +48,9 @@ class GroupReader:
         self.consumer = consumer
         self.count = count
         self.claim_idle_ms = claim_idle_ms
-        # redis-py drops XAUTOCLAIM's cursor when parsing a JUSTID reply: keep the raw reply.
-        client.response_callbacks["XAUTOCLAIM"] = lambda response, **options: response
+        cluster = isinstance(client, RedisCluster)
+        self.one_read = not cluster or len({client.keyslot(s) for s in self.streams}) == 1
+        self._turn = 0  # which stream a per-stream read waits on first
 
     def ensure_groups(self) -> None:
         """Create the group on every stream (and the stream itself), from the first entry."""
@@ -62,17 +68,11 @@ class GroupReader:
         for stream in self.streams:
             cursor = "0-0"
             while True:
+                # Not JUSTID: redis-py drops the cursor of a JUSTID reply, and a cluster client
+                # has no per-command parser to override; an entry trimmed away comes back empty.
                 reply = self._retrying(
-                    lambda s=stream, c=cursor: self.client.execute_command(
-                        "XAUTOCLAIM",
-                        s,
-                        self.group,
-                        self.consumer,
-                        self.claim_idle_ms,
-                        c,
-                        "COUNT",
-                        self.count,
-                        "JUSTID",
+                    lambda s=stream, c=cursor: self.client.xautoclaim(
+                        s, self.group, self.consumer, self.claim_idle_ms, c, count=self.count
                     )
                 )
                 claimed += len(reply[1])
@@ -83,15 +83,34 @@ class GroupReader:
 
     def read(self, *, new: bool, block_ms: int | None = None) -> dict[str, list[Entry]]:
         """This consumer's pending entries (`new=False`) or entries never delivered (`new=True`,
-        waiting up to `block_ms` when given), by stream."""
-        ids = {stream: ">" if new else "0" for stream in self.streams}
+        waiting up to `block_ms` in all when given), by stream."""
+        block = block_ms if new else None
+        if self.one_read:
+            return self._read(self.streams, new=new, block_ms=block)
+        out: dict[str, list[Entry]] = {}
+        for stream in self.streams:
+            out.update(self._read([stream], new=new))
+        if out or not block:
+            return out
+        # Nothing yet: wait on each stream in turn (block_ms split between them), starting
+        # with a different one each time, and stop at the first that gets entries.
+        n = len(self.streams)
+        self._turn = (self._turn + 1) % n
+        for k in range(n):
+            stream = self.streams[(self._turn + k) % n]
+            out = self._read([stream], new=True, block_ms=max(1, block // n))
+            if out:
+                break
+        return out
+
+    def _read(
+        self, streams: list[str], *, new: bool, block_ms: int | None = None
+    ) -> dict[str, list[Entry]]:
+        """One XREADGROUP over `streams` (all in one slot on a cluster)."""
+        ids = {stream: ">" if new else "0" for stream in streams}
         reply = self._retrying(
             lambda: self.client.xreadgroup(
-                self.group,
-                self.consumer,
-                ids,
-                count=self.count,
-                block=block_ms if new else None,
+                self.group, self.consumer, ids, count=self.count, block=block_ms
             )
         )
         out: dict[str, list[Entry]] = {}

@@ -7,8 +7,9 @@ is the stream entry id, the same on every redelivery.
 
 The intake writes a batch with one script call: for each event, `SET <marker> NX EX ttl`, and
 `XADD` only when the marker was new, so an event re-sent within the marker's lifetime is stored
-once whatever it carries. Markers share the stream's hash tag (`{<stream>}:seen:<event_id>`),
-so the script only touches one slot of a Redis Cluster.
+once whatever it carries. Markers hash like the stream (`{<stream>}:seen:<event_id>`, or
+`<stream>:seen:<event_id>` for a stream name that has a hash tag of its own), so the script
+only touches one slot of a Redis Cluster.
 """
 
 from __future__ import annotations
@@ -46,8 +47,29 @@ return out
 """
 
 
+def hash_tag(key: str) -> str | None:
+    """The part of `key` a Redis Cluster hashes when it is not the whole name: the text between
+    the first `{` and the next `}`, if not empty (the cluster spec's hash tag rule)."""
+    start = key.find("{")
+    end = key.find("}", start + 1) if start >= 0 else -1
+    return key[start + 1 : end] if end > start + 1 else None
+
+
 def seen_key(stream: str, event_id: str) -> str:
-    """The marker that remembers `event_id` was stored (same cluster slot as the stream)."""
+    """The marker that remembers `event_id` was stored (same cluster slot as the stream).
+
+    Raises
+    ------
+    ValueError
+        If the stream name holds a `}` outside a hash tag: no marker name could hash with it.
+    """
+    if hash_tag(stream) is not None:
+        return f"{stream}:seen:{event_id}"  # the stream's own tag comes first in the marker
+    if "}" in stream:
+        raise ValueError(
+            f"event stream name {stream!r} has a '}}' but no hash tag: use a name without "
+            "braces, or one with a tag such as 'events:{intake}:events'"
+        )
     return f"{{{stream}}}:seen:{event_id}"
 
 

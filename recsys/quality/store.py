@@ -4,6 +4,10 @@ Suspensions live in the `SUSPENDED` hash (`recsys.cache.keys`: sku_id → JSON r
 serving re-reads every refresh interval and applies to every feed at once. A record keeps the
 breaker's numbers (the admin API lists them). Lifts are remembered in `LIFTS` (sku_id → JSON with
 `lifted_at`), so the next check suspends a lifted SKU again only on evidence gathered since.
+
+`LIFTS` carries `SUSPENDED`'s whole name as its hash tag, so both hashes sit in one slot of a
+Redis Cluster and a lift (field out of one, record into the other) is one atomic script there as
+on one server; `SUSPENDED`'s own name, which serving reads, stays as the cache contract has it.
 """
 
 from __future__ import annotations
@@ -32,8 +36,21 @@ from recsys.quality.breaker import (
 )
 
 C = Columns
-LIFTS = f"{PREFIX}:suspension-lifts"
+# The hash tag {reco:v1:suspended} hashes like the key `reco:v1:suspended`: same cluster slot.
+LIFTS = f"{PREFIX}:suspension-lifts:{{{SUSPENDED}}}"
+# Where lifts were kept before they moved next to SUSPENDED: still read, never written.
+LEGACY_LIFTS = f"{PREFIX}:suspension-lifts"
 SOURCE = "quality-check"
+
+# KEYS[1] SUSPENDED, KEYS[2] LIFTS (one slot); ARGV[1] SKU id, ARGV[2] the lift record,
+# ARGV[3] "1" to record the lift even when the SKU was not suspended. Returns 1 when it was.
+LIFT_SCRIPT = """
+local removed = redis.call('HDEL', KEYS[1], ARGV[1])
+if removed == 1 or ARGV[3] == '1' then
+  redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+end
+return removed
+"""
 
 
 def suspension_record(row: Mapping[str, Any], config: BreakerConfig) -> dict[str, Any]:
@@ -96,10 +113,10 @@ def read_suspensions(client: Any) -> dict[str, dict[str, Any]]:
     return out
 
 
-def lift_suspension(
-    client: Any, sku_id: str, *, at: TimeLike | None = None, by: str = "admin"
-) -> bool:
-    """Serve `sku_id` again and remember when; True when it was suspended.
+def lift_call(
+    sku_id: str, *, by: str, at: TimeLike | None = None, always_record: bool = True
+) -> tuple[list[str], list[Any]]:
+    """KEYS and ARGV of one `LIFT_SCRIPT` call (for sync and asyncio clients alike).
 
     Raises
     ------
@@ -109,20 +126,38 @@ def lift_suspension(
     if not sku_id:
         raise ValueError(f"sku_id must be a non-empty SKU id, got {sku_id!r}")
     when = to_utc(at) if at is not None else pd.Timestamp.now(tz="UTC")
-    pipe = client.pipeline(transaction=True)
-    pipe.hget(SUSPENDED, sku_id)
-    pipe.hdel(SUSPENDED, sku_id)
-    pipe.hset(LIFTS, sku_id, orjson.dumps({"lifted_at": when.isoformat(), "by": by}))
-    _, removed, _ = pipe.execute()
-    return bool(removed)
+    record = orjson.dumps({"lifted_at": when.isoformat(), "by": by})
+    return [SUSPENDED, LIFTS], [sku_id, record, "1" if always_record else "0"]
+
+
+def lift_suspension(
+    client: Any, sku_id: str, *, at: TimeLike | None = None, by: str = "admin"
+) -> bool:
+    """Serve `sku_id` again and remember when (even if it was not suspended); True when it was.
+
+    One script over two hashes of one slot: atomic on one server and on a Redis Cluster.
+
+    Raises
+    ------
+    ValueError
+        If `sku_id` is empty.
+    """
+    keys, args = lift_call(sku_id, by=by, at=at)
+    return bool(client.register_script(LIFT_SCRIPT)(keys=keys, args=args))
 
 
 def read_lifts(client: Any) -> dict[str, pd.Timestamp]:
     """sku_id → when its suspension was last lifted (for `check_quality(lifted=...)`)."""
-    out = {}
-    for key, value in client.hgetall(LIFTS).items():
-        try:
-            out[key.decode()] = to_utc(orjson.loads(value)["lifted_at"])
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-            continue  # a record we cannot read must not stop the check
+    pipe = client.pipeline(transaction=False)  # two slots on a cluster: no MULTI
+    pipe.hgetall(LEGACY_LIFTS)
+    pipe.hgetall(LIFTS)
+    out: dict[str, pd.Timestamp] = {}
+    for records in pipe.execute():
+        for key, value in records.items():
+            try:
+                when = to_utc(orjson.loads(value)["lifted_at"])
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+                continue  # a record we cannot read must not stop the check
+            sku = key.decode()
+            out[sku] = max(when, out.get(sku, when))
     return out

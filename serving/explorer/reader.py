@@ -7,7 +7,7 @@ and counters are its own (they do not skew the service's metrics). A comparison 
 channel or kept snapshot and selects the same way (`serving.answer.select`).
 
 Profiles and SKU return figures are records the publisher writes beside the picks
-(docs/cache-contract.md, section 10); snapshots published without them still show their picks.
+(docs/cache-contract.md, section 11); snapshots published without them still show their picks.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import orjson
 from redis.asyncio import Redis
 
 from recsys.cache.codec import decode_arrays
-from recsys.cache.keys import CacheKeys, check_channel, check_snapshot_id
+from recsys.cache.keys import CacheKeys, bucket_of, check_channel, check_snapshot_id
 from recsys.cache.snapshot import Snapshot
 from serving.answer import render, select
 from serving.errors import ApiError
@@ -57,14 +57,9 @@ class SnapshotInfo:
 
 
 def profile_location(snapshot: Snapshot, agent_id: str) -> tuple[str, str]:
-    """(hash key, field) of an agent's profile: beside her picks, in `<picks bucket>:profiles`."""
-    key, member = snapshot.picks_location(agent_id)
-    return f"{key}:profiles", member
-
-
-def sku_stats_key(keys: CacheKeys, snapshot: str) -> str:
-    """Hash of a snapshot's SKU return figures (the same rule as the publisher's)."""
-    return f"{keys.skus(snapshot)}:stats"
+    """(hash key, field) of an agent's profile: beside her picks, in the same bucket."""
+    bucket = bucket_of(agent_id, int(snapshot.meta["n_buckets"]))
+    return snapshot.keys.profiles(snapshot.snapshot_id, bucket), agent_id
 
 
 def _unavailable(what: str) -> ApiError:
@@ -189,7 +184,7 @@ class ExplorerReader:
             return None
         if not sku_ids:
             return {}
-        key = sku_stats_key(served.snapshot.keys, served.id)
+        key = served.snapshot.keys.sku_stats(served.id)
         values = await self.client.hmget(key, sku_ids)
         return {s: orjson.loads(v) for s, v in zip(sku_ids, values, strict=True) if v is not None}
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote
@@ -23,7 +22,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from recsys.cache.keys import SUSPENDED
 from recsys.columns import Columns
-from recsys.quality.store import LIFTS
+from recsys.quality.store import LIFT_SCRIPT, lift_call
 from serving.answer import MAX_K
 from serving.errors import ApiError, request_id_of
 from serving.explorer.reader import TARGET, ExplorerReader, SnapshotInfo
@@ -377,12 +376,11 @@ def build_router(svc: Services) -> APIRouter:
         if not session.csrf_ok(form.get("csrf")):
             return error_page(403, "CSRF token missing or wrong: reload the page", session)
         sku_id = check_id("sku_id", request.path_params["sku_id"])
-        record = orjson.dumps({"lifted_at": _utc_now(), "by": f"explorer:{session.key_id}"})
-        # two single-key commands, not MULTI: on a Redis Cluster the two hashes may sit in
-        # different slots (a lost lift record only lets the next check re-suspend sooner)
-        if not await reader.client.hdel(SUSPENDED, sku_id):
+        # the same script as `recsys suspensions lift`: both hashes share a slot, so the field
+        # goes and the lift is recorded atomically, on one server or a Redis Cluster
+        keys, args = lift_call(sku_id, by=f"explorer:{session.key_id}", always_record=False)
+        if not await reader.client.register_script(LIFT_SCRIPT)(keys=keys, args=args):
             return error_page(404, f"SKU {sku_id} is not suspended", session)
-        await reader.client.hset(LIFTS, sku_id, record)
         live.set_suspended({k: v for k, v in live.suspended_records.items() if k != sku_id})
         return redirect(f"{PREFIX}/suspensions?lifted={quote(sku_id, safe='')}")
 
@@ -419,10 +417,6 @@ def build_router(svc: Services) -> APIRouter:
     for path, handler, method in routes:
         router.add_api_route(path, guarded(handler), methods=[method])
     return router
-
-
-def _utc_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _title(served: ServedSnapshot | None, sku_id: str) -> str:

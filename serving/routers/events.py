@@ -6,8 +6,9 @@ is not stored again), the bad ones come back with their index and reason. Answer
 the kept events are in Redis: a client that got no answer re-sends the batch, which is safe.
 `recsys sink` drains the stream into Parquet (docs/events.md).
 
-This module also holds the two service-side pieces the route needs: a body cap of its own (a
-batch is far above the 64 KiB every other route accepts) and the sink-lag gauges of /metrics.
+The route has a body cap of its own (`events_max_body_bytes`: a batch is far above the 64 KiB
+every other route accepts), which `serving.main` gives the service middleware for `PATH`. This
+module also sets the sink-lag gauges of /metrics.
 """
 
 from __future__ import annotations
@@ -19,16 +20,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request, Security
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from recsys.events.check import check_events, to_records
 from recsys.events.lag import lag_seconds
-from recsys.events.stream import XADD_EVENTS, script_call
+from recsys.events.stream import XADD_EVENTS, script_call, seen_key
 from serving.auth import KeyRecord
 from serving.errors import ApiError, request_id_of
 from serving.event_schemas import EventsIn, EventsOut
 from serving.live import REDIS_ERRORS
-from serving.middleware import ServingMiddleware
 from serving.routers.picks import ERRORS
 from serving.security import api_key_header
 from serving.services import Services
@@ -49,6 +48,7 @@ def build_router(svc: Services) -> APIRouter:
     """The events route bound to one app's services."""
     router = APIRouter(prefix="/v1", tags=["events"])
     settings, live, metrics = svc.settings, svc.live, svc.metrics
+    seen_key(settings.event_stream, "-")  # refuse a stream no marker can share a slot with
 
     async def store(client: Redis, records: list[tuple[str, dict[str, Any]]]) -> list[int]:
         script = client.register_script(XADD_EVENTS)  # EVALSHA, loading the script once
@@ -113,19 +113,6 @@ def build_router(svc: Services) -> APIRouter:
         }
 
     return router
-
-
-class EventsBodyCap:
-    """The service middleware, with `events_max_body_bytes` as the body cap of `POST /v1/events`
-    and `max_body_bytes` for every other route (two instances sharing metrics and access log)."""
-
-    def __init__(self, app: ASGIApp, *, events_max_body_bytes: int, **options: Any) -> None:
-        self.default = ServingMiddleware(app, **options)
-        self.events = ServingMiddleware(app, **{**options, "max_body_bytes": events_max_body_bytes})
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        events = scope["type"] == "http" and scope["path"] == PATH
-        await (self.events if events else self.default)(scope, receive, send)
 
 
 def _text(value: Any) -> str:

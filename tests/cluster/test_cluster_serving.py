@@ -195,11 +195,17 @@ def test_a_node_outage_answers_from_memory_and_never_fails(tmp_path: Path) -> No
             b: client.get_node_from_key(keys.picks(snapshot, b)).port for b in range(N_BUCKETS)
         }
         with service(cluster.url, client) as (c, _):
-            wait_for(lambda: c.get("/readyz").status_code == 200)
+            ready = wait_for(lambda: (r := c.get("/readyz")).status_code == 200 and r.json())
+            assert ready["redis"] is True and ready["redis_nodes_down"] == []
             warm = c.get("/v1/agents/a00/picks", params={"k": 3}).json()
             assert warm["source"] == "personal"
             lost = bucket_node[bucket_of("a01", N_BUCKETS)]
             cluster.nodes[node_of[lost]].stop()
+            # Every master is pinged, not only the client's default node: the lost one is named.
+            not_ready = c.get("/readyz")
+            assert not_ready.status_code == 503
+            assert not_ready.json()["redis"] is False
+            assert not_ready.json()["redis_nodes_down"] == [f"127.0.0.1:{lost}"]
             answers = {a: c.get(f"/v1/agents/{a}/picks", params={"k": 3}) for a in AGENTS}
             assert {r.status_code for r in answers.values()} == {200}
             sources = {a: r.json()["source"] for a, r in answers.items()}
@@ -232,3 +238,4 @@ def test_the_service_starts_without_a_reachable_cluster_and_says_so() -> None:
         assert c.get("/healthz").status_code == 200
         ready = c.get("/readyz")
         assert ready.status_code == 503 and ready.json()["redis"] is False
+        assert ready.json()["redis_nodes_down"] == [settings.redis_url.split("//")[1]]

@@ -10,6 +10,7 @@ import pytest
 
 from recsys.columns import Columns, Tables
 from recsys.contract.io import write_table
+from recsys.events.check import check_events
 from serving.auth import add_key
 from serving.settings import Settings
 from tests.serving.conftest import make_settings
@@ -81,6 +82,15 @@ def click(i: int, **changes: Any) -> dict[str, Any]:
         "request_id": f"req-{i}" if i % 2 else None,
     }
     return {**event, **changes}
+
+
+def expected_table(items: list[dict[str, Any]], kind: str) -> pd.DataFrame:
+    """The contract table the loader should give for the posted events of `kind`."""
+    typed = check_events([i for i in items if i["kind"] == kind]).typed[kind]
+    frame = typed.frame.drop(columns="event_id")
+    if "audience_size" in frame:
+        frame["audience_size"] = frame["audience_size"].astype("Int64")
+    return frame
 
 
 def write_catalogue(data_dir: Path) -> Path:

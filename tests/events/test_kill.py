@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pandas as pd
 import pyarrow.parquet as pq
+import pytest
 
 from recsys.contract.loader import load_tables
 from recsys.events.lag import measure_lag
@@ -267,6 +268,51 @@ def test_a_running_sink_outlives_a_redis_restart(tmp_path: Path) -> None:
         server.stop()
     assert sorted(_event_ids(data, "clicks")) == ["cl-0", "cl-1", "cl-2", "cl-3"]
     assert "Redis unreachable" in log.read_text()
+
+
+@pytest.mark.cluster
+def test_a_running_sink_outlives_a_cluster_master_restart(tmp_path: Path) -> None:
+    from recsys.cache.connect import connect
+    from recsys.cache.server import start_redis_cluster
+
+    cluster = start_redis_cluster(3, workdir=tmp_path / "cluster")
+    data, log = tmp_path / "data", tmp_path / "sink.log"
+    env = {**os.environ, "REDIS_URL": cluster.url}
+    args = [sys.executable, "-m", "recsys", "sink", "--data", str(data), "--block-ms", "100"]
+    sink = _spawn(args, env, log)
+    try:
+        client = connect(cluster.url)
+        for i in range(3):
+            client.xadd(EVENTS, {"event_id": f"cl-{i}", "kind": "click", "data": _click(i)})
+        wait_for(lambda: len(_event_ids(data, "clicks")) == 3, timeout_s=60)
+        # The master of the events stream restarts (well within cluster-node-timeout), empty.
+        port = client.get_node_from_key(EVENTS).port
+        (node,) = [n for n in cluster.nodes if n.port == port]
+        node.stop()
+        time.sleep(0.5)
+        node.start()
+        wait_for(lambda: _xadd_click(client, 3), timeout_s=30)
+        wait_for(lambda: len(_event_ids(data, "clicks")) == 4, timeout_s=60)
+        sink.send_signal(signal.SIGTERM)
+        assert sink.wait(timeout=30) == 0, log.read_text()
+    finally:
+        if sink.poll() is None:
+            sink.kill()
+            sink.wait()
+        cluster.stop()
+    assert sorted(_event_ids(data, "clicks")) == ["cl-0", "cl-1", "cl-2", "cl-3"]
+    assert "Redis unreachable" in log.read_text()
+
+
+def _xadd_click(client: Any, i: int) -> bool:
+    """Append click `i` to the events stream; False while the cluster refuses it."""
+    from recsys.cache.connect import redis_failures
+
+    try:
+        client.xadd(EVENTS, {"event_id": f"cl-{i}", "kind": "click", "data": _click(i)})
+    except redis_failures():
+        return False
+    return True
 
 
 def _click(i: int) -> bytes:

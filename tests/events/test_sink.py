@@ -25,7 +25,7 @@ from recsys.events.metrics import SinkMetrics
 from recsys.events.sink import Sink
 from recsys.events.stream import XADD_EVENTS, script_call
 from serving.settings import Settings
-from tests.events.conftest import DAY, click, purchase, ret, share
+from tests.events.conftest import DAY, click, expected_table, purchase, ret, share
 from tests.serving.conftest import serve, wait_for
 from tests.serving.world import publish
 
@@ -58,15 +58,6 @@ def _table(data: Path, table: str) -> pd.DataFrame:
     return pd.concat([pq.read_table(p).to_pandas() for p in parts], ignore_index=True)
 
 
-def _expected(items: list[dict[str, Any]], kind: str) -> pd.DataFrame:
-    """The contract table the loader should give for the posted events of `kind`."""
-    typed = check_events([i for i in items if i["kind"] == kind]).typed[kind]
-    frame = typed.frame.drop(columns="event_id")
-    if "audience_size" in frame:
-        frame["audience_size"] = frame["audience_size"].astype("Int64")
-    return frame
-
-
 def test_round_trip_post_to_stream_to_parquet_loads_the_same_rows(
     settings: Settings, keys: dict[str, str], redis_client: Any, catalogue_dir: Path
 ) -> None:
@@ -95,7 +86,7 @@ def test_round_trip_post_to_stream_to_parquet_loads_the_same_rows(
     ):
         loaded = tables[table].sort_values(key, key=lambda s: s.str[1:].astype(int))
         pd.testing.assert_frame_equal(
-            loaded.reset_index(drop=True), _expected(items, kind), check_dtype=True
+            loaded.reset_index(drop=True), expected_table(items, kind), check_dtype=True
         )
     clicks = _table(catalogue_dir, "clicks")
     assert clicks.columns.tolist() == TABLE_SCHEMAS["clicks"].names
@@ -225,7 +216,7 @@ def test_refused_and_trimmed_entries_are_set_aside_and_acknowledged(
 def test_a_single_file_event_table_is_refused_or_folded_keeping_its_rows(
     redis_client: Any, catalogue_dir: Path
 ) -> None:
-    old = _expected([purchase(101)], "purchase")
+    old = expected_table([purchase(101)], "purchase")
     write_table(old, catalogue_dir / "purchases.parquet")
     with pytest.raises(LayoutError, match="rerun with --fold"):
         prepare_data_dir(catalogue_dir)
@@ -269,3 +260,31 @@ def test_lag_counts_undelivered_and_pending_entries_and_their_age(
     text = metrics.render().decode()
     assert f'recsys_sink_lag{{stream="{EVENTS}"}} 0.0' in text
     assert 'recsys_sink_rejected_total{stream="events:v1:events"} 7.0' in text
+
+
+def test_a_running_sink_waits_out_outages_but_not_bugs() -> None:
+    from redis.exceptions import (
+        ClusterDownError,
+        ConnectionError,
+        CrossSlotTransactionError,
+        RedisClusterException,
+        ResponseError,
+    )
+
+    from training.sink_cli import _is_outage
+
+    def unreachable() -> RedisClusterException:
+        try:
+            raise ConnectionError("Error 111 connecting to 127.0.0.1:7000")
+        except ConnectionError as cause:
+            try:
+                raise RedisClusterException("Redis Cluster cannot be connected") from cause
+            except RedisClusterException as exc:
+                return exc
+
+    assert _is_outage(ConnectionError("gone"))
+    assert _is_outage(ClusterDownError("CLUSTERDOWN The cluster is down"))
+    assert _is_outage(unreachable())
+    assert not _is_outage(RedisClusterException("XREADGROUP - all keys must map to one slot"))
+    assert not _is_outage(CrossSlotTransactionError("keys in two slots"))
+    assert not _is_outage(ResponseError("WRONGTYPE"))

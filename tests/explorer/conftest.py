@@ -19,6 +19,12 @@ from tests.explorer.world import Published, publish_world, write_reports
 from tests.serving.conftest import make_settings, serve, wait_for
 
 TOKEN = re.compile(r'name="(token|csrf)" value="([^"]+)"')
+CARD = re.compile(r'<article class="card( overlap)?" data-sku="([^"]+)">(.*?)</article>', re.S)
+
+
+def cards(html: str) -> list[tuple[str, bool, str]]:
+    """(sku id, highlighted as overlap, inner HTML) of every card, in page order."""
+    return [(m.group(2), bool(m.group(1)), m.group(3)) for m in CARD.finditer(html)]
 
 
 def form_token(html: str, name: str = "csrf") -> str:

@@ -16,25 +16,10 @@ from serving.auth import add_key, revoke_key
 from serving.explorer.reader import profile_location
 from serving.explorer.sessions import SESSION_COOKIE, SESSION_PREFIX
 from serving.explorer.views import Badge, return_badge
-from tests.explorer.conftest import form_token, login
-from tests.explorer.world import EXPERIMENT, SUSPENDED_SKU, TITLE_WITH_SCRIPT, Published
+from tests.explorer.conftest import cards, form_token, login
+from tests.explorer.world import EXPERIMENT, TITLE_WITH_SCRIPT, Published, published_list
 from tests.serving.conftest import make_settings, serve
 from tests.serving.world import publish as publish_serving_world
-
-CARD = re.compile(r'<article class="card( overlap)?" data-sku="([^"]+)">(.*?)</article>', re.S)
-BLOCKED = {"s17", "s18", SUSPENDED_SKU}  # suspended / discontinued in the catalogue, suspended
-
-
-def cards(html: str) -> list[tuple[str, bool, str]]:
-    """(sku id, highlighted as overlap, inner HTML) of every card, in page order."""
-    return [(m.group(2), bool(m.group(1)), m.group(3)) for m in CARD.finditer(html)]
-
-
-def published_list(agent: int, shift: int) -> list[str]:
-    """FixedRecommender's top 10 for agent number `agent`, without the blocked SKUs."""
-    score = {j: (agent * 7 + j * 3 + shift) % 20 for j in range(20)}
-    top = sorted(score, key=lambda j: -score[j])[:10]
-    return [s for s in (f"s{j:02d}" for j in top) if s not in BLOCKED]
 
 
 # ---- login and sessions -------------------------------------------------------------------------

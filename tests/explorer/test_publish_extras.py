@@ -12,7 +12,6 @@ from recsys.cache.keys import CacheKeys, bucket_of
 from recsys.cache.snapshot import load_snapshot
 from recsys.columns import Columns, Tables
 from serving.explorer.reader import profile_location
-from serving.explorer.reader import sku_stats_key as read_stats_key
 from tests.explorer.world import explorer_tables, publish_world
 from tests.publish.helpers import FixedRecommender, tiny_dataset
 from training.publish import PublishError, publish_snapshot
@@ -117,7 +116,10 @@ def test_profiles_and_stats_round_trip_through_redis(redis_client: Any) -> None:
     for agent in world.profiles.index:
         key = profile_key(KEYS, snap, bucket_of(agent, 4))
         assert profile_location(snapshot, agent) == (key, agent)
-    assert read_stats_key(KEYS, snap) == sku_stats_key(KEYS, snap)
+    # The names the cache contract documents (section 11), built in one place.
+    bucket = bucket_of("a00", 4)
+    assert KEYS.profiles(snap, bucket) == f"reco:v1:agent:{snap}:picks:{bucket}:profiles"
+    assert KEYS.sku_stats(snap) == sku_stats_key(KEYS, snap) == f"reco:v1:agent:{snap}:skus:stats"
 
 
 def test_profile_keys_live_and_expire_with_their_snapshot(redis_client: Any) -> None:

@@ -41,6 +41,7 @@ from training.publish_profiles import build_agent_profiles, build_sku_stats
 C = Columns
 TITLE_WITH_SCRIPT = '<script>alert("pwned")</script> Chili crisps'
 SUSPENDED_SKU = "s03"
+BLOCKED = {"s17", "s18", SUSPENDED_SKU}  # suspended / discontinued in the catalogue, suspended
 EXPERIMENT = Experiment.model_validate(
     {
         "name": "ranker",
@@ -78,6 +79,13 @@ def explorer_tables() -> dict[str, pd.DataFrame]:
         }
     )
     return {**tables, Tables.SKUS: skus, Tables.PURCHASES: purchases, Tables.RETURNS: returns}
+
+
+def published_list(agent: int, shift: int) -> list[str]:
+    """FixedRecommender's top 10 for agent number `agent`, without the blocked SKUs."""
+    score = {j: (agent * 7 + j * 3 + shift) % 20 for j in range(20)}
+    top = sorted(score, key=lambda j: -score[j])[:10]
+    return [s for s in (f"s{j:02d}" for j in top) if s not in BLOCKED]
 
 
 @dataclass

@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 import pandas as pd
 import pytest
+from redis.crc import key_slot
 from typer.testing import CliRunner
 
 from recsys.cache.keys import SUSPENDED
@@ -17,6 +18,7 @@ from recsys.cli import app
 from recsys.columns import Columns
 from recsys.quality.breaker import BreakerConfig, QualityLog, check_quality, suspensions
 from recsys.quality.store import (
+    LEGACY_LIFTS,
     LIFTS,
     lift_suspension,
     read_lifts,
@@ -71,6 +73,30 @@ def test_lift_removes_and_remembers(redis_client: Any, found: pd.DataFrame) -> N
     log = QualityLog.from_tables(build_tables(), BreakerConfig().fault_reasons)
     again = suspensions(check_quality(log, day(60), lifted=read_lifts(redis_client)))
     assert again.empty
+
+
+def test_lift_of_a_sku_not_suspended_is_recorded_anyway(redis_client: Any) -> None:
+    assert lift_suspension(redis_client, "t3", at=day(30), by="ops") is False
+    assert read_lifts(redis_client) == {"t3": day(30)}
+    assert read_suspensions(redis_client) == {}
+
+
+def test_lifts_share_the_cluster_slot_of_the_suspensions() -> None:
+    # one slot, so the lift script may touch both hashes on a Redis Cluster
+    assert key_slot(LIFTS.encode()) == key_slot(SUSPENDED.encode())
+    assert key_slot(LEGACY_LIFTS.encode()) != key_slot(SUSPENDED.encode())
+
+
+def test_lifts_kept_under_the_old_key_still_count(redis_client: Any) -> None:
+    record = {"lifted_at": day(40).isoformat(), "by": "ops"}
+    redis_client.hset(LEGACY_LIFTS, mapping={"s00": orjson.dumps(record), "s01": b"{}"})
+    assert read_lifts(redis_client) == {"s00": day(40)}
+    lift_suspension(redis_client, "s00", at=day(50))
+    lift_suspension(redis_client, "s02", at=day(20))
+    redis_client.hset(
+        LEGACY_LIFTS, "s02", orjson.dumps({**record, "lifted_at": day(25).isoformat()})
+    )
+    assert read_lifts(redis_client) == {"s00": day(50), "s02": day(25)}  # the latest lift wins
 
 
 def test_read_suspensions_tolerates_text_records(redis_client: Any) -> None:
