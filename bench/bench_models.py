@@ -31,7 +31,7 @@ MODELS: dict[str, tuple[dict[str, object], dict[str, object]]] = {
     "itemknn": ({}, LOG),
     "als": ({"factors": 128, "iterations": 15, "regularization": 0.1, "alpha": 2.0}, LOG),
     "bpr": ({"factors": 64, "iterations": 100, "learning_rate": 0.05}, LOG),
-    "lightfm": ({"epochs": 10, "identity_share": 0.7}, LOG),
+    "lightfm": ({"epochs": 30, "identity_share": 0.7, "cold_sku_days": 30}, LOG),
     "blend": ({"cf_model": "itemknn", "repeat_weight": 0.8}, LOG),
 }
 COLUMNS = (

@@ -130,6 +130,9 @@ class LightFMRecommender(BaseRecommender):
     identity_share
         Weight of a known user's/SKU's own identity feature against all its side features
         (which share the rest); None weighs every non-zero feature alike.
+    cold_sku_days
+        SKUs launched within this many days of the cutoff are scored from their side features
+        only, like SKUs not yet sold; None scores every sold SKU with its identity too.
     """
 
     name: ClassVar[str] = "lightfm"
@@ -149,6 +152,7 @@ class LightFMRecommender(BaseRecommender):
         num_threads: int = 1,
         identity_share: float | None = 0.5,
         drop_sku_features: tuple[str, ...] = ("age", "not_launched"),
+        cold_sku_days: float | None = 30.0,
     ) -> None:
         self.no_components = no_components
         self.loss = loss
@@ -162,6 +166,7 @@ class LightFMRecommender(BaseRecommender):
         self.num_threads = num_threads
         self.identity_share = identity_share
         self.drop_sku_features = tuple(drop_sku_features)
+        self.cold_sku_days = cold_sku_days
 
     def _check_params(self) -> None:
         check_count("no_components", self.no_components)
@@ -176,6 +181,8 @@ class LightFMRecommender(BaseRecommender):
             raise ValueError(f"identity_share must be in (0, 1] or None, got {self.identity_share}")
         if self.use_weights and self.loss == "warp-kos":
             raise ValueError("use_weights=True is not supported with loss='warp-kos'")
+        if self.cold_sku_days is not None:
+            check_number("cold_sku_days", self.cold_sku_days, minimum=0.0)
 
     def _fit(self, dataset: Dataset) -> None:
         from lightfm import LightFM
@@ -188,7 +195,8 @@ class LightFMRecommender(BaseRecommender):
                 f"{dataset.target!r} has none"
             )
         warm_users = np.diff(positive.indptr) > 0
-        warm_skus = np.bincount(positive.indices, minlength=positive.shape[1]) > 0
+        bought = np.bincount(positive.indices, minlength=positive.shape[1]) > 0
+        warm_skus = bought.copy()
         user_side = side_feature_block(
             dataset.user_features if self.use_features else None, dataset.users, "user_features"
         )
@@ -203,7 +211,7 @@ class LightFMRecommender(BaseRecommender):
         # Train on the SKUs someone bought: WARP samples negatives uniformly over the catalogue,
         # so never-bought SKUs would only ever be negatives and the features that only new SKUs
         # have (not yet launched, age 0) would learn "never bought" instead of staying neutral.
-        warm_sku_idx = np.flatnonzero(warm_skus)
+        warm_sku_idx = np.flatnonzero(bought)
         pairs = positive[:, warm_sku_idx].tocoo()
         sample_weight = None
         if self.use_weights:
@@ -241,6 +249,15 @@ class LightFMRecommender(BaseRecommender):
         self.sku_biases_, self.sku_embeddings_ = model.get_item_representations(
             self.sku_feature_matrix_
         )
+        if self.cold_sku_days is not None:
+            # A SKU launched lately had little time to sell, so its own embedding ranks it as
+            # unpopular while the platform is still pushing it: score it like a new launch, from
+            # its features alone (trained on everything, young SKUs' sales included).
+            young = np.flatnonzero(self._young(dataset) & warm_skus)
+            cold = hybrid_features(sku_side, np.zeros(len(warm_skus), dtype=bool), None)
+            self.sku_biases_[young], self.sku_embeddings_[young] = model.get_item_representations(
+                cold[young]
+            )
         check_finite_factors(
             "LightFMRecommender",
             user_embeddings=self.user_embeddings_,
@@ -251,6 +268,19 @@ class LightFMRecommender(BaseRecommender):
         # rows with no feature at all (cold and featureless) have nothing to be scored from
         self.scorable_users_: np.ndarray = np.diff(self.user_feature_matrix_.indptr) > 0
         self.scorable_skus_: np.ndarray = np.diff(self.sku_feature_matrix_.indptr) > 0
+
+    def _young(self, dataset: Dataset) -> np.ndarray:
+        """SKUs launched within `cold_sku_days` of the cutoff (all False without a SKU table)."""
+        table = dataset.sku_table
+        if table is None or "launched_at" not in table:
+            return np.zeros(dataset.n_skus, dtype=bool)
+        launched = pd.to_datetime(table["launched_at"], utc=True)
+        since = dataset.cutoff - pd.Timedelta(days=float(self.cold_sku_days or 0))
+        young = (launched >= since).to_numpy()
+        idx = dataset.skus.to_index(table["sku_id"].to_numpy(dtype=object), on_unknown="ignore")
+        out = np.zeros(dataset.n_skus, dtype=bool)
+        out[idx[idx >= 0]] = young[idx >= 0]
+        return out
 
     def _score(self, user_idx: np.ndarray) -> np.ndarray:
         scores = self.user_embeddings_[user_idx] @ self.sku_embeddings_.T

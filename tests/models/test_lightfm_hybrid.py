@@ -195,3 +195,26 @@ def test_side_feature_block_rejects_bad_tables() -> None:
         side_feature_block(pd.DataFrame({"c": ["x", "y"]}), ids, "sku_features")
     with pytest.raises(ValueError, match=r"sku_features must be finite, got NaN/inf in .*\['x'\]"):
         side_feature_block(pd.DataFrame({"x": [1.0, np.nan]}), ids, "sku_features")
+
+
+def test_lightfm_young_skus_are_scored_from_their_features_only() -> None:
+    # sa1 launched 5 days before the cutoff: with cold_sku_days=30 its representation is the
+    # one its side features alone give (as for a SKU never sold), without it its identity counts.
+    ds = with_features(block_dataset())
+    launched = [ds.cutoff - pd.Timedelta(days=5 if s == "sa1" else 200) for s in SKUS]
+    ds.sku_table = ds.sku_table.assign(**{C.LAUNCHED_AT: launched})
+    young, old = SKUS.index("sa1"), SKUS.index("sa2")
+    with_cold = lightfm(cold_sku_days=30).fit(ds)
+    side = side_feature_block(ds.sku_features, ds.skus, "sku_features")
+    features_only = hybrid_features(side, np.zeros(len(SKUS), dtype=bool), None)
+    bias, emb = with_cold.model_.get_item_representations(features_only[[young, old]])
+    assert_allclose(with_cold.sku_embeddings_[young], emb[0], rtol=1e-6)
+    assert_allclose(with_cold.sku_biases_[young], bias[0], rtol=1e-6)
+    # an old SKU keeps its identity
+    assert not np.allclose(with_cold.sku_embeddings_[old], emb[1])
+    plain = lightfm(cold_sku_days=None).fit(ds)
+    assert not np.allclose(plain.sku_embeddings_[young], emb[0])
+    # same seed, same training: only the young SKU's representation differs
+    assert_allclose(plain.sku_embeddings_[old], with_cold.sku_embeddings_[old], rtol=1e-6)
+    with pytest.raises(ValueError, match="cold_sku_days must be"):
+        LightFMRecommender(cold_sku_days=-1).fit(ds)
