@@ -26,6 +26,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "training.cli",
     "training.publish_cli",
     "training.quality_cli",
+    "training.ab_report_cli",
     "training.sink_cli",
     "serving.cli",
 )
