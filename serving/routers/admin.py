@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from recsys.ab import Experiment
 from recsys.cache.keys import SUSPENDED
+from recsys.quality.store import LIFT_SCRIPT, lift_call
 from serving.errors import ApiError, field_name
 from serving.experiments import EXPERIMENTS_HASH
 from serving.live import REDIS_ERRORS
@@ -93,9 +94,12 @@ def build_router(svc: Services) -> APIRouter:
     @router.delete("/skus/{sku_id}/suspension", response_model=LiftedOut)
     async def lift(request: Request, sku_id: SkuId, api_key: ApiKey = None) -> dict[str, Any]:
         """Serve a suspended SKU again; `lifted` is false when it was not suspended."""
-        await admin(request, api_key, "lift suspensions")
+        key_id = await admin(request, api_key, "lift suspensions")
+        # the lift is remembered, so the next quality check does not suspend it again on the
+        # purchases that caused this suspension
+        keys, args = lift_call(sku_id, by=f"admin-api:{key_id}", always_record=False)
         try:
-            lifted = bool(await client().hdel(SUSPENDED, sku_id))
+            lifted = bool(await client().register_script(LIFT_SCRIPT)(keys=keys, args=args))
         except REDIS_ERRORS as exc:
             raise _unavailable(exc) from exc
         live.set_suspended({k: v for k, v in live.suspended_records.items() if k != sku_id})

@@ -114,8 +114,10 @@ def test_discontinued_and_catalogue_suspended_skus_are_never_served(client: Any)
 
 
 def test_suspension_via_admin_disappears_within_a_second_on_every_worker(
-    client: Any, settings: Any, keys: dict[str, str]
+    client: Any, settings: Any, keys: dict[str, str], redis_client: Any
 ) -> None:
+    from recsys.quality.store import read_lifts
+
     admin = {"X-API-Key": keys["admin"]}
     with serve(settings) as other_worker:
         other_worker.headers["X-API-Key"] = keys["platform"]
@@ -137,6 +139,10 @@ def test_suspension_via_admin_disappears_within_a_second_on_every_worker(
         assert [(s["sku_id"], s["reason"]) for s in listed] == [("s01", "wave of complaints")]
         lifted = client.delete("/v1/admin/skus/s01/suspension", headers=admin).json()
         assert lifted == {"sku_id": "s01", "lifted": True}
+        # remembered, so the next quality check does not suspend it again on old evidence
+        assert "s01" in read_lifts(redis_client)
+        again = client.delete("/v1/admin/skus/s01/suspension", headers=admin).json()
+        assert again == {"sku_id": "s01", "lifted": False}
         wait_for(
             lambda: "s01" in sku_ids(other_worker.get("/v1/agents/a00/picks", params={"k": 5})),
             timeout_s=1.0,
