@@ -12,8 +12,20 @@ from recsys.console import console, fail, user_errors
 MODEL_NAMES = "popular|repeat|itemknn|als|bpr|lightfm|blend|ranked"
 
 
+ENGINE_HELP = "local (one machine) or spark (a Spark session; docs/spark.md)."
+MASTER_HELP = (
+    "Spark master URL: local[*], local[4], spark://HOST:7077, yarn, k8s://... (--engine spark)."
+)
+SPARK_CONF_HELP = (
+    "Spark setting key=value, repeatable (--engine spark), e.g. spark.executor.memory=8g."
+)
+
+
 def train(
-    data: Annotated[Path, typer.Option(help="Data directory (the six contract tables).")],
+    data: Annotated[
+        str,
+        typer.Option(help="Data directory (the six contract tables); a URI with --engine spark."),
+    ],
     target: Annotated[str, typer.Option(help="agent (item-to-agent) or customer.")] = "agent",
     model: Annotated[str, typer.Option(help=f"Model: {MODEL_NAMES}.")] = "als",
     config: Annotated[Path | None, typer.Option(help="TOML file with run settings.")] = None,
@@ -27,14 +39,19 @@ def train(
     ] = False,
     register: Annotated[bool, typer.Option(help="Register the model as @challenger.")] = True,
     experiment: Annotated[str | None, typer.Option(help="MLflow experiment name.")] = None,
+    engine: Annotated[str | None, typer.Option(help=ENGINE_HELP)] = None,
+    spark_master: Annotated[str, typer.Option(help=MASTER_HELP)] = "local[*]",
+    spark_conf: Annotated[list[str] | None, typer.Option(help=SPARK_CONF_HELP)] = None,
 ) -> None:
     """Train one model, evaluate it on a temporal holdout and record it in MLflow."""
-    from training.config import load_config, parse_param
+    from training.config import ENGINES, load_config, parse_param
     from training.tracking import ui_command
     from training.train import run_training
 
     with user_errors():
-        if not data.exists():
+        if engine is not None and engine not in ENGINES:
+            fail(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}", 2)
+        if engine != "spark" and "://" not in data and not Path(data).exists():
             fail(f"data directory not found: {data}", 2)
         params = dict(parse_param(p) for p in (param or []))
         cfg = load_config(
@@ -48,13 +65,25 @@ def train(
             refit_full=refit_full or None,
             register_model=register,
             experiment=experiment,
+            engine=engine,
         )
+        if cfg.engine == "local" and isinstance(cfg.data, str):
+            fail(f"{data} is a URI: read it with --engine spark, or copy it to a folder", 2)
         from recsys.models import MODELS
 
         if cfg.model not in MODELS:
             fail(f"unknown model {cfg.model!r}; choose one of {', '.join(MODELS)}", 2)
-        console.print(f"training [bold]{cfg.model}[/] for target [bold]{cfg.target}[/] on {data}")
-        result = run_training(cfg)
+        console.print(
+            f"training [bold]{cfg.model}[/] for target [bold]{cfg.target}[/] on {data}"
+            + (f" with Spark ({spark_master})" if cfg.engine == "spark" else "")
+        )
+        if cfg.engine == "spark":
+            from training.spark.session import parse_conf
+            from training.spark.train import train_command
+
+            result = train_command(cfg, master=spark_master, spark_conf=parse_conf(spark_conf))
+        else:
+            result = run_training(cfg)
     _print_metrics(result.metrics, cfg.ks, cfg.primary_metric)
     times = ", ".join(f"{k} {v:.1f}s" for k, v in result.timings.items())
     console.print(f"timings: {times}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -13,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from recsys.data.dataset import TARGETS
 
 PRIMARY_METRIC = "kept_ndcg_at_20"
+ENGINES: tuple[str, ...] = ("local", "spark")
 REGISTERED_NAMES: dict[str, str] = {"agent": "item-to-agent", "customer": "item-to-customer"}
 
 
@@ -21,7 +23,8 @@ class TrainConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    data: Path
+    # a local folder, or (Spark engine) any URI Spark reads: s3a://bucket/data, hdfs://...
+    data: Path | str
     target: Literal["agent", "customer"] = "agent"
     model: str = "als"
     params: dict[str, Any] = Field(default_factory=dict)
@@ -33,6 +36,15 @@ class TrainConfig(BaseModel):
     register_model: bool = True
     experiment: str | None = None
     primary_metric: str = PRIMARY_METRIC
+    engine: Literal["local", "spark"] = "local"
+
+    @field_validator("data", mode="before")
+    @classmethod
+    def _data_location(cls, data: object) -> object:
+        # a URI stays text: Path("s3a://b/x") would collapse it to "s3a:/b/x"
+        if isinstance(data, str) and re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", data):
+            return data
+        return Path(data) if isinstance(data, str) else data
 
     @field_validator("ks")
     @classmethod

@@ -145,7 +145,9 @@ def publish(
     ] = None,
     data: Annotated[
         str | None,
-        typer.Option(help="Data directory (default: the run's `data` parameter)."),
+        typer.Option(
+            help="Data directory (default: the run's `data` parameter); a URI with --engine spark."
+        ),
     ] = None,
     redis_url: Annotated[str | None, typer.Option(help=REDIS_URL_HELP)] = None,
     top_n: Annotated[int, typer.Option(help="Picks per user.")] = 100,
@@ -156,6 +158,15 @@ def publish(
     channel: Annotated[
         str, typer.Option(help='Pointer to flip: "current", or an A/B channel such as challenger.')
     ] = "current",
+    engine: Annotated[
+        str, typer.Option(help="local, or spark: executors score and write (docs/spark.md).")
+    ] = "local",
+    spark_master: Annotated[
+        str, typer.Option(help="Spark master URL (--engine spark): local[*], spark://HOST:7077...")
+    ] = "local[*]",
+    spark_conf: Annotated[
+        list[str] | None, typer.Option(help="Spark setting key=value, repeatable (--engine spark).")
+    ] = None,
 ) -> None:
     """Score every agent (or customer) and publish the picks to Redis as the live snapshot."""
     from recsys.cache.connect import redis_failures
@@ -164,6 +175,8 @@ def publish(
     with user_errors(extra=redis_failures()):
         if target not in REGISTERED_NAMES:
             fail(f"--target must be one of {', '.join(REGISTERED_NAMES)}, got {target!r}", 2)
+        if engine not in ("local", "spark"):
+            fail(f"--engine must be local or spark, got {engine!r}", 2)
         client = connect_redis(redis_url)
         uri = model or f"models:/{REGISTERED_NAMES[target]}@champion"
         resolved = resolve_model(uri)
@@ -173,21 +186,38 @@ def publish(
         location = data or resolved.params.get("data")
         if location is None:
             fail(f"model {uri} does not record its data directory: pass --data", 2)
-        data_dir = Path(location)
-        if not data_dir.exists():
-            fail(f"data directory not found: {data_dir}", 2)
-        report = _run_publish(
-            client,
-            target,
-            resolved,
-            data_dir,
-            top_n=top_n,
-            batch_size=batch_size,
-            similar_k=similar_k,
-            ttl_old=int(ttl_old_days * 86_400),
-            progress=progress,
-            channel=channel,
-        )
+        if engine == "spark":
+            from training.spark.publish import publish_command
+
+            report = publish_command(
+                redis_url or os.environ["REDIS_URL"],  # connect_redis found one
+                target,
+                resolved,
+                location,
+                master=spark_master,
+                spark_conf=spark_conf,
+                top_n=top_n,
+                batch_size=batch_size,
+                similar_k=similar_k,
+                ttl_old=int(ttl_old_days * 86_400),
+                channel=channel,
+            )
+        else:
+            data_dir = Path(location)
+            if not data_dir.exists():
+                fail(f"data directory not found: {data_dir}", 2)
+            report = _run_publish(
+                client,
+                target,
+                resolved,
+                data_dir,
+                top_n=top_n,
+                batch_size=batch_size,
+                similar_k=similar_k,
+                ttl_old=int(ttl_old_days * 86_400),
+                progress=progress,
+                channel=channel,
+            )
     per_user = report.bytes_picks / max(report.n_users, 1)
     console.print(
         f"[green]published[/] {target} snapshot [bold]{report.snapshot}[/] on {channel!r} "

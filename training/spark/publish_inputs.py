@@ -1,0 +1,171 @@
+"""What a Spark publish needs besides the model, from the Spark tables (training/publish_inputs.py).
+
+The small parts come to the driver: the SKU table and the fallback lists (ranked on the
+executors, top k per list collected). The per-user parts stay distributed: one row per agent (or
+customer) with her region and purchase history, to be joined with her factors and scored where
+she lives. tests/spark/test_publish.py checks them against the local builders.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+
+from recsys.cache.keys import check_target, fallback_field
+from recsys.columns import Columns, Tables
+from recsys.data.dataset import user_column
+from training.publish_inputs import N_BUYERS, build_sku_table
+from training.spark.io import collect_table
+
+C = Columns
+NS_PER_DAY = 86_400 * 10**9
+SKU_ROW = "sku_row"
+HIST_SKUS = "hist_skus"
+HIST_COUNTS = "hist_counts"
+_KEPT = "kept"
+_GROUP = "_group"
+
+
+def sku_table(tables: Mapping[str, DataFrame]) -> pd.DataFrame:
+    """The publish SKU table (`build_sku_table`), collected: every catalogue SKU, sorted by id."""
+    return build_sku_table({Tables.SKUS: collect_table(tables[Tables.SKUS], Tables.SKUS)})
+
+
+def sku_rows(spark: SparkSession, skus: pd.DataFrame) -> DataFrame:
+    """(sku_id, sku_row): each SKU's row in the publish SKU table."""
+    pdf = pd.DataFrame(
+        {C.SKU_ID: skus[C.SKU_ID].astype(str), SKU_ROW: np.arange(len(skus), dtype=np.int32)}
+    )
+    return spark.createDataFrame(pdf)
+
+
+def _kept_lines(tables: Mapping[str, DataFrame], target: str) -> DataFrame:
+    """Purchase lines with units kept and the region and tier of the user they count for."""
+    returned = tables[Tables.RETURNS].groupBy(C.PURCHASE_ID).agg(F.sum(C.QTY).alias("_ret"))
+    lines = tables[Tables.PURCHASES].select(
+        C.PURCHASE_ID, C.TS, C.CUSTOMER_ID, C.AGENT_ID, C.SKU_ID, C.QTY
+    )
+    lines = lines.join(returned, C.PURCHASE_ID, "left")
+    lines = lines.withColumn(_KEPT, F.col(C.QTY) - F.coalesce(F.col("_ret"), F.lit(0)))
+    agents = tables[Tables.AGENTS].select(C.AGENT_ID, C.REGION, C.TIER)
+    if target == "agent":
+        return lines.join(agents, C.AGENT_ID, "left")
+    customers = tables[Tables.CUSTOMERS].select(
+        C.CUSTOMER_ID, C.REGION, F.col(C.AGENT_ID).alias("_own_agent")
+    )
+    tiers = agents.select(F.col(C.AGENT_ID).alias("_own_agent"), C.TIER)
+    return lines.join(customers, C.CUSTOMER_ID, "left").join(tiers, "_own_agent", "left")
+
+
+def _ranked(lines: DataFrame, group: str | None, k: int) -> DataFrame:
+    """Top k SKUs per group by distinct buyers, then kept units, then SKU id (rank column)."""
+    keys = [group, C.SKU_ID] if group else [C.SKU_ID]
+    stats = lines.groupBy(*keys).agg(
+        F.countDistinct(C.CUSTOMER_ID).alias(N_BUYERS), F.sum(_KEPT).alias(_KEPT)
+    )
+    order = [F.col(N_BUYERS).desc(), F.col(_KEPT).desc(), F.col(C.SKU_ID).asc()]
+    window = Window.partitionBy(group).orderBy(*order) if group else Window.orderBy(*order)
+    ranked = stats.withColumn("_rank", F.row_number().over(window))
+    return ranked.where(F.col("_rank") <= k)
+
+
+def _frame(rows: pd.DataFrame) -> pd.DataFrame:
+    """A fallback list frame (sku_id, score, n_buyers) in rank order."""
+    rows = rows.sort_values("_rank", kind="stable")
+    return pd.DataFrame(
+        {
+            C.SKU_ID: rows[C.SKU_ID].to_numpy(dtype=object),
+            C.SCORE: rows[N_BUYERS].to_numpy(dtype=np.float32),
+            N_BUYERS: rows[N_BUYERS].to_numpy(dtype=np.int64),
+        }
+    )
+
+
+def fallbacks(
+    tables: Mapping[str, DataFrame],
+    target: str,
+    *,
+    k: int = 100,
+    window_days: int = 28,
+    now: pd.Timestamp | None = None,
+) -> dict[str, pd.DataFrame]:
+    """`training.publish_inputs.build_fallbacks`, ranked on the executors (top k collected)."""
+    check_target(target)
+    if k < 1 or window_days < 1:
+        raise ValueError(f"k and window_days must be >= 1, got k={k}, window_days={window_days}")
+    skus = tables[Tables.SKUS]
+    active = skus.where(F.col(C.STATUS) == "active").select(C.SKU_ID, C.REGIONS)
+    lines = _kept_lines(tables, target).join(F.broadcast(active), C.SKU_ID, "inner")
+    lines = lines.where(F.col(_KEPT) > 0).persist()
+    try:
+        if now is not None:
+            end_ns = int(now.value)
+        else:
+            row = lines.agg(F.max(C.TS).alias("hi")).first()
+            hi = None if row is None else row["hi"]
+            end_ns = int(hi) if hi is not None else int(pd.Timestamp.now("UTC").value)
+        ts = F.col(C.TS)
+        window = lines.where((ts > F.lit(end_ns - window_days * NS_PER_DAY)) & (ts <= end_ns))
+
+        out: dict[str, pd.DataFrame] = {}
+        glob = _frame(_ranked(window, None, k).toPandas())
+        if len(glob) < k:
+            # pad from all-time buyers: at most k SKUs are taken already, so 2k candidates do
+            extra = _frame(_ranked(lines, None, 2 * k).toPandas())
+            extra = extra[~extra[C.SKU_ID].isin(set(glob[C.SKU_ID]))].head(k - len(glob))
+            extra[N_BUYERS] = 0
+            extra[C.SCORE] = np.float32(0.0)
+            glob = pd.concat([glob, extra], ignore_index=True)
+        out[fallback_field("global")] = glob
+
+        sold_here = (F.size(C.REGIONS) == 0) | F.array_contains(C.REGIONS, F.col(C.REGION))
+        by_region = window.where(F.col(C.REGION).isNotNull() & sold_here)
+        regions = _ranked(by_region.withColumn(_GROUP, F.col(C.REGION)), _GROUP, k).toPandas()
+        for region, rows in sorted(regions.groupby(_GROUP, sort=False), key=lambda kv: kv[0]):
+            out[fallback_field("region", region)] = _frame(rows)
+        by_tier = window.where(F.col(C.TIER).isNotNull()).withColumn(_GROUP, F.col(C.TIER))
+        tiers = _ranked(by_tier, _GROUP, k).toPandas()
+        for tier, rows in sorted(tiers.groupby(_GROUP, sort=False), key=lambda kv: kv[0]):
+            out[fallback_field("tier", int(tier))] = _frame(rows)
+    finally:
+        lines.unpersist()
+    return {key: frame for key, frame in out.items() if len(frame)}
+
+
+def user_rows(
+    tables: Mapping[str, DataFrame],
+    target: str,
+    skus: DataFrame,
+    factors: DataFrame,
+) -> DataFrame:
+    """One row per agent (customer) of the tables: id, region, history, factors, warm flag.
+
+    History (as in `build_history`): distinct customers per (agent, SKU), or orders per
+    (customer, SKU), over the whole log, as parallel arrays of SKU-table rows and counts.
+    `factors` is the model's (user_id, factors, warm) frame; users it lacks get nulls.
+    """
+    col = user_column(check_target(target))
+    table = tables[Tables.AGENTS if target == "agent" else Tables.CUSTOMERS]
+    counted = C.CUSTOMER_ID if target == "agent" else C.ORDER_ID
+    pairs = (
+        tables[Tables.PURCHASES].groupBy(col, C.SKU_ID).agg(F.countDistinct(counted).alias("_n"))
+    )
+    pairs = pairs.join(F.broadcast(skus), C.SKU_ID, "inner")
+    history = pairs.groupBy(col).agg(
+        F.collect_list(F.struct(F.col(SKU_ROW), F.col("_n"))).alias("_hist")
+    )
+    users = table.select(F.col(col).alias("user_id"), C.REGION)
+    users = users.join(history.withColumnRenamed(col, "user_id"), "user_id", "left")
+    users = users.join(factors, "user_id", "left")
+    return users.select(
+        "user_id",
+        C.REGION,
+        F.coalesce(F.col("_hist." + SKU_ROW), F.array().cast("array<int>")).alias(HIST_SKUS),
+        F.coalesce(F.col("_hist._n"), F.array().cast("array<bigint>")).alias(HIST_COUNTS),
+        "factors",
+        F.coalesce(F.col("warm"), F.lit(False)).alias("warm"),
+    )
