@@ -28,6 +28,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "training.quality_cli",
     "training.ab_report_cli",
     "training.sink_cli",
+    "training.simulate_ab_cli",
     "serving.cli",
 )
 
