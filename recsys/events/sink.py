@@ -138,6 +138,8 @@ class Sink:
             self._claimed_at = now
             if self.reader.claim_stale():
                 self._own_pending = True
+            self._count_trimmed(self.reader.dropped_on_claim)
+            self.reader.dropped_on_claim.clear()
         if self._own_pending:
             entries = self.reader.read(new=False)
             if not entries:
@@ -170,6 +172,13 @@ class Sink:
                 self.metrics.lag_seconds.labels(lag.stream).set(lag.seconds)
         return out
 
+    def _count_trimmed(self, trimmed: Counter[str]) -> None:
+        """Count pending entries that were trimmed from their stream before being written."""
+        self.counts.trimmed += sum(trimmed.values())
+        if self.metrics is not None:
+            for stream, k in trimmed.items():
+                self.metrics.trimmed.labels(stream).inc(k)
+
     # ---- one batch ----------------------------------------------------------------------------
     def _handle(self, entries: dict[str, list[Entry]]) -> int:
         batch = _Batch()
@@ -186,12 +195,10 @@ class Sink:
         self.counts.entries += n
         self.counts.batches += 1
         self.counts.rejected += len(batch.refused)
-        self.counts.trimmed += sum(batch.trimmed.values())
+        self._count_trimmed(batch.trimmed)
         if self.metrics is not None:
             for refused in batch.refused:
                 self.metrics.rejected.labels(refused.stream).inc()
-            for stream, k in batch.trimmed.items():
-                self.metrics.trimmed.labels(stream).inc(k)
         return n
 
     def _sort_events(self, stream: str, items: list[Entry], batch: _Batch) -> None:
