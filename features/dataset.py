@@ -19,7 +19,7 @@ from features.interactions import (
     user_id_map,
 )
 from features.item_features import aligned_skus, build_sku_features
-from features.logs import TimeLike, require_tables, resolve_cutoff
+from features.logs import ArrowColumns, TimeLike, require_tables, resolve_cutoff
 from features.user_features import aligned_users, build_user_features
 from features.weights import InteractionWeights, as_weights
 from recsys.columns import Columns, Tables
@@ -38,6 +38,7 @@ def build_dataset(
     with_features: bool = True,
     feature_config: FeatureConfig | dict[str, Any] | None = None,
     fingerprint: str | None = None,
+    arrow_columns: ArrowColumns | None = None,
 ) -> Dataset:
     """Everything a recommender of `target` may learn from, using only events before `cutoff`.
 
@@ -60,6 +61,9 @@ def build_dataset(
     fingerprint
         The data fingerprint digest (`fingerprint_tables(tables)["digest"]`) when the caller has
         already computed it; None = compute it (seconds on millions of rows).
+    arrow_columns
+        Id columns of `tables` in Arrow, same values (`LoadedTables.arrow` of the loader), so
+        ids are looked up without converting millions of `str`; None = convert them.
 
     Raises
     ------
@@ -86,8 +90,10 @@ def build_dataset(
             f"{len(skus)} skus): nothing to train the {target} target on"
         )
 
-    events = build_events_frame(tables, target, users, skus, cutoff_ts)
-    shares = share_events(tables, users, skus, cutoff_ts) if target == "agent" else None
+    events = build_events_frame(tables, target, users, skus, cutoff_ts, arrow_columns)
+    shares = (
+        share_events(tables, users, skus, cutoff_ts, arrow_columns) if target == "agent" else None
+    )
     matrix = matrix_from_events(events, shares, (len(users), len(skus)), w, cutoff_ts)
     if matrix.nnz == 0:
         raise EmptyDataError(

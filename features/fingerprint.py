@@ -11,15 +11,20 @@ in any order give the same hash; any changed value gives a different one.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from recsys.contract.cache_key import source_digest, write_atomic
 from recsys.contract.schema import SCHEMAS
+
+if TYPE_CHECKING:
+    from recsys.contract.table_cache import CacheEntry
 
 DIGEST = "digest"  # key of the overall hash in a fingerprint
 LIST_JOIN = "\x1f"  # unit separator: cannot clash with text inside tags or regions
@@ -141,3 +146,26 @@ def flat_fingerprint(fingerprint: Mapping[str, Any], prefix: str = "data") -> di
         else:
             out[f"{prefix}.{name}"] = str(info)
     return out
+
+
+def fingerprint_cached(
+    tables: Mapping[str, pd.DataFrame], entry: CacheEntry | None
+) -> dict[str, Any]:
+    """`fingerprint_tables(tables)`, kept in the table cache entry the tables were loaded from.
+
+    The entry's key covers the input files and the contract code; this module's own source is
+    part of the file name, so a change to the fingerprint rules computes it afresh.
+    """
+    if entry is None:
+        return fingerprint_tables(tables)
+    name = f"fingerprint-{source_digest(__name__)[:16]}.json"
+    try:
+        return dict(json.loads(entry.derived(name).read_text()))
+    except (OSError, ValueError):
+        pass
+    fingerprint = fingerprint_tables(tables)
+    try:
+        write_atomic(entry.derived(name), json.dumps(fingerprint).encode())
+    except OSError:
+        pass  # the cache only saves time
+    return fingerprint

@@ -12,9 +12,19 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import scipy.sparse as sp
 
-from features.logs import TimeLike, map_ids, require_tables, resolve_cutoff, returned_units, time_ns
+from features.logs import (
+    ArrowColumns,
+    TimeLike,
+    arrow_column,
+    map_ids,
+    require_tables,
+    resolve_cutoff,
+    returned_units,
+    time_ns,
+)
 from features.weights import (
     InteractionWeights,
     as_weights,
@@ -59,6 +69,46 @@ def sku_id_map(tables: Mapping[str, pd.DataFrame]) -> IdMap:
     return IdMap.from_values(tables[Tables.SKUS][C.SKU_ID].to_numpy(dtype=object))
 
 
+def _tied(sorted_keys: np.ndarray) -> np.ndarray:
+    """Positions of a sorted key array whose value equals the one before or after."""
+    same = sorted_keys[1:] == sorted_keys[:-1]
+    tied = np.zeros(len(sorted_keys), dtype=bool)
+    tied[:-1] |= same
+    tied[1:] |= same
+    return np.flatnonzero(tied)
+
+
+def _sort_groups(group: np.ndarray, keys: list[np.ndarray]) -> np.ndarray:
+    """Stable permutation sorting rows by (group, *keys), first key first.
+
+    `group` (non-decreasing ints) and the leading integer keys are packed into one int64 while
+    their ranges fit, so one stable sort does the work of several lexsort passes; rows still tied
+    after it are ordered by the remaining keys.
+    """
+    packed = group.astype(np.int64)
+    span = int(packed.max()) + 1
+    used = 0
+    for key in keys:
+        if key.dtype.kind not in "iu":
+            break
+        low, width = int(key.min()), int(key.max()) - int(key.min()) + 1
+        if span * width >= 2**62:
+            break
+        packed = packed * width + (key.astype(np.int64) - low)
+        span *= width
+        used += 1
+    order = np.argsort(packed, kind="stable")
+    rest = keys[used:]
+    if rest:
+        sorted_packed = packed[order]
+        pos = _tied(sorted_packed)
+        if len(pos):
+            sub = order[pos]
+            # lexsort keys go last-to-first; the packed key keeps tied blocks where they are
+            order[pos] = sub[np.lexsort([k[sub] for k in reversed(rest)] + [sorted_packed[pos]])]
+    return order
+
+
 def time_order(ts_ns: np.ndarray, *tie_keys: np.ndarray) -> np.ndarray:
     """Permutation sorting by time, ties broken by `tie_keys` (first key first), row order aside.
 
@@ -67,13 +117,13 @@ def time_order(ts_ns: np.ndarray, *tie_keys: np.ndarray) -> np.ndarray:
     """
     order = np.argsort(ts_ns, kind="stable")
     sorted_ts = ts_ns[order]
-    dup = np.flatnonzero(sorted_ts[1:] == sorted_ts[:-1])
-    if len(dup):
-        pos = np.union1d(dup, dup + 1)
+    pos = _tied(sorted_ts)
+    if len(pos):
         sub = order[pos]
-        # lexsort keys go last-to-first; the time keeps tied blocks where they are
-        keys = [k[sub] for k in reversed(tie_keys)] + [ts_ns[sub]]
-        order[pos] = sub[np.lexsort(keys)]
+        # number the runs of equal times, so the tied rows sort as (run, *tie_keys)
+        tied_ts = sorted_ts[pos]
+        run = np.cumsum(np.concatenate(([0], tied_ts[1:] != tied_ts[:-1])))
+        order[pos] = sub[_sort_groups(run, [k[sub] for k in tie_keys])]
     return order
 
 
@@ -83,6 +133,7 @@ def build_events_frame(
     users: IdMap,
     skus: IdMap,
     cutoff: pd.Timestamp,
+    arrow_columns: ArrowColumns | None = None,
 ) -> pd.DataFrame:
     """The `Dataset.events` frame: purchase lines before `cutoff` of known users and SKUs.
 
@@ -91,23 +142,32 @@ def build_events_frame(
     time, then user, SKU, quantities and price, so the same log in any row order gives the same
     frame.
     Lines whose user or SKU is not in the id maps are dropped (none, on validated data).
+    `arrow_columns` may hold id columns of the tables in Arrow (same values), sparing lookups
+    the conversion of millions of `str`.
     """
     col = user_column(target)
     require_tables(tables, [Tables.PURCHASES, Tables.RETURNS])
     purchases = tables[Tables.PURCHASES]
+    n = len(purchases)
     ts_all = time_ns(purchases[C.TS])
     rows = np.flatnonzero(ts_all < cutoff.value)
-    user_idx = map_ids(users, purchases[col], rows)
-    sku_idx = map_ids(skus, purchases[C.SKU_ID], rows)
+    twin = arrow_column(arrow_columns, Tables.PURCHASES, col, n)
+    user_idx = map_ids(users, purchases[col], rows, arrow=twin)
+    twin = arrow_column(arrow_columns, Tables.PURCHASES, C.SKU_ID, n)
+    sku_idx = map_ids(skus, purchases[C.SKU_ID], rows, arrow=twin)
     known = (user_idx >= 0) & (sku_idx >= 0)
     if not known.all():
         rows, user_idx, sku_idx = rows[known], user_idx[known], sku_idx[known]
     qty = purchases[C.QTY].to_numpy(dtype=np.int64)[rows]
+    twin = arrow_column(arrow_columns, Tables.PURCHASES, C.PURCHASE_ID, n)
+    if twin is not None and len(rows) < n:
+        twin = twin.take(pa.array(rows))
     returned, fault = returned_units(
         purchases[C.PURCHASE_ID].to_numpy(dtype=object)[rows],
         qty,
         tables[Tables.RETURNS],
         before=cutoff,
+        purchase_arrow=twin,
     )
     ts = ts_all[rows]
     price = purchases[C.UNIT_PRICE].to_numpy(dtype=np.float64)[rows]
@@ -129,15 +189,22 @@ def build_events_frame(
 
 
 def share_events(
-    tables: Mapping[str, pd.DataFrame], users: IdMap, skus: IdMap, cutoff: pd.Timestamp
+    tables: Mapping[str, pd.DataFrame],
+    users: IdMap,
+    skus: IdMap,
+    cutoff: pd.Timestamp,
+    arrow_columns: ArrowColumns | None = None,
 ) -> ShareEvents:
     """Shares with `ts < cutoff` by agents in `users` of SKUs in `skus`."""
     require_tables(tables, [Tables.SHARES])
     shares = tables[Tables.SHARES]
     ts_all = time_ns(shares[C.TS])
     rows = np.flatnonzero(ts_all < cutoff.value)
-    user_idx = map_ids(users, shares[C.AGENT_ID], rows)
-    sku_idx = map_ids(skus, shares[C.SKU_ID], rows)
+    n = len(shares)
+    twin = arrow_column(arrow_columns, Tables.SHARES, C.AGENT_ID, n)
+    user_idx = map_ids(users, shares[C.AGENT_ID], rows, arrow=twin)
+    twin = arrow_column(arrow_columns, Tables.SHARES, C.SKU_ID, n)
+    sku_idx = map_ids(skus, shares[C.SKU_ID], rows, arrow=twin)
     ok = (user_idx >= 0) & (sku_idx >= 0)
     return ShareEvents(user_idx[ok], sku_idx[ok], ts_all[rows][ok])
 

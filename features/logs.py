@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from recsys.columns import FAULT_RETURN_REASONS, Columns, Tables
+from recsys.contract.arrow_tables import index_in
 from recsys.data.dataset import FAULT_RETURNED_QTY, RETURNED_QTY
 from recsys.data.id_map import IdMap
 from recsys.exceptions import EmptyDataError
@@ -36,6 +37,8 @@ LINE_COLUMNS: tuple[str, ...] = (
 )
 
 TimeLike = pd.Timestamp | datetime | str
+# Table → column → the column in Arrow, same values (`recsys.contract.loader.LoadedTables.arrow`).
+ArrowColumns = Mapping[str, Mapping[str, pa.Array]]
 
 
 def to_utc(moment: TimeLike) -> pd.Timestamp:
@@ -73,11 +76,41 @@ def lookup(keys: pd.Series | np.ndarray, value_set: np.ndarray) -> np.ndarray:
     return np.asarray(found, dtype=np.int64)
 
 
-def map_ids(id_map: IdMap, values: pd.Series, rows: np.ndarray | None = None) -> np.ndarray:
+def lookup_arrow(keys: pa.Array, value_set: np.ndarray) -> np.ndarray | None:
+    """`lookup` for keys already in Arrow (plain or dictionary strings); None if it cannot be."""
+    try:
+        values = pa.array(value_set, type=pa.string())
+        return index_in(keys, values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        return None
+
+
+def arrow_column(
+    arrow_columns: ArrowColumns | None, table: str, column: str, n_rows: int
+) -> pa.Array | None:
+    """The Arrow twin of `table.column` when one was given for a table of `n_rows` rows."""
+    if arrow_columns is None:
+        return None
+    arr = arrow_columns.get(table, {}).get(column)
+    return arr if arr is not None and len(arr) == n_rows else None
+
+
+def map_ids(
+    id_map: IdMap,
+    values: pd.Series,
+    rows: np.ndarray | None = None,
+    *,
+    arrow: pa.Array | None = None,
+) -> np.ndarray:
     """Indices in `id_map` of `values` (of `values[rows]` if given); unknown ids map to -1.
 
-    A categorical column is mapped through its categories, so each distinct id is looked up once.
+    A categorical column is mapped through its categories, so each distinct id is looked up once;
+    so is `arrow`, the same column in Arrow (`LoadedTables.arrow`), when given.
     """
+    if arrow is not None and len(arrow) == len(values):
+        idx = lookup_arrow(arrow, id_map.external_ids)
+        if idx is not None:
+            return idx if rows is None else idx[rows]
     if isinstance(values.dtype, pd.CategoricalDtype):
         codes = values.cat.codes.to_numpy()
         table = lookup(values.cat.categories.to_numpy(dtype=object), id_map.external_ids)
@@ -142,11 +175,14 @@ def returned_units(
     qty: np.ndarray,
     returns: pd.DataFrame,
     before: pd.Timestamp | None = None,
+    *,
+    purchase_arrow: pa.Array | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Units returned of each purchase line (all of them, or only by returns before `before`).
 
     Returns two int64 arrays aligned to `purchase_ids`: all returned units (capped at `qty`, in case
     the log over-returns a line) and the units returned for a fault reason (capped likewise).
+    `purchase_arrow` may hold the same ids in Arrow, which spares converting them.
     """
     rets = returns
     if before is not None:
@@ -167,7 +203,11 @@ def returned_units(
     fault_units = np.bincount(
         code[ok], weights=np.where(is_fault, units, 0)[ok], minlength=n_ids
     ).astype(np.int64)
-    pos = lookup(purchase_ids, returned_ids)
+    pos = None
+    if purchase_arrow is not None and len(purchase_arrow) == len(purchase_ids):
+        pos = lookup_arrow(purchase_arrow, returned_ids)
+    if pos is None:
+        pos = lookup(purchase_ids, returned_ids)
     hit = pos >= 0
     returned[hit] = all_units[pos[hit]]
     fault[hit] = fault_units[pos[hit]]

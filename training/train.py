@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -18,9 +20,14 @@ from recsys.exceptions import EmptyDataError
 from recsys.models.base import BaseRecommender
 from training.config import TrainConfig
 
+if TYPE_CHECKING:
+    from recsys.contract.table_cache import CacheEntry
+
 C = Columns
 PER_USER_FILE = "per_user.parquet"
 NEW_SKU_DAYS = 30
+ORACLE_CACHE_DIR = "oracle"
+ORACLE_KEEP = 8  # cached oracle pick tables kept per data directory (newest first)
 
 
 @dataclass
@@ -89,7 +96,11 @@ def oracle_metrics(
         if target == "agent"
         else sim_truth.expected_kept_purchases_customer
     )
-    oracle = sim_truth.oracle_picks(truth, ids, max(ks), target=target, at=cutoff)
+    cached = _oracle_cache_file(Path(data_dir), target, ids, max(ks), cutoff, horizon_days)
+    oracle = _read_oracle(cached)
+    if oracle is None:
+        oracle = sim_truth.oracle_picks(truth, ids, max(ks), target=target, at=cutoff)
+        _write_oracle(cached, oracle)
     out: dict[str, float] = {}
     reco_value = value_fn(
         truth, reco[col].to_numpy(), reco[C.SKU_ID].to_numpy(), horizon_days=horizon_days, at=cutoff
@@ -99,6 +110,55 @@ def oracle_metrics(
         oracle_v = float(oracle.loc[oracle[C.RANK] <= k, C.SCORE].sum())
         out[f"oracle_share_at_{k}"] = model_v / oracle_v if oracle_v > 0 else 0.0
     return out
+
+
+def _oracle_cache_file(
+    data_dir: Path, target: str, ids: np.ndarray, k: int, cutoff: pd.Timestamp, horizon: float
+) -> Path | None:
+    """Where the oracle's picks for these users are cached; None when caching is off.
+
+    The oracle depends only on the ground truth, the users, k, the cutoff, the horizon and the
+    simulator's code, so runs of other models on the same holdout reuse it.
+    """
+    from recsys.contract.cache_key import file_digests, package_digest
+    from recsys.contract.table_cache import cache_enabled, cache_root, writable_dir
+
+    root = cache_root(data_dir)
+    folder = root / ORACLE_CACHE_DIR
+    if not cache_enabled(None) or not writable_dir(folder):
+        return None
+    truth_files = sorted(p for p in (data_dir / "truth").rglob("*") if p.is_file())
+    digest = hashlib.sha256(package_digest("recsys.simulation").encode())
+    digest.update(f"{target};{k};{cutoff.isoformat()};{horizon};{len(ids)};".encode())
+    digest.update("\0".join(map(str, ids)).encode())
+    for path, sha in file_digests(truth_files, root).items():
+        digest.update(f"{Path(path).relative_to(data_dir).as_posix()}\0{sha}\0".encode())
+    return folder / f"picks-{digest.hexdigest()[:32]}.parquet"
+
+
+def _read_oracle(path: Path | None) -> pd.DataFrame | None:
+    """Cached oracle picks, or None."""
+    if path is None or not path.is_file():
+        return None
+    try:
+        return pd.read_parquet(path)
+    except (OSError, ValueError):
+        return None
+
+
+def _write_oracle(path: Path | None, oracle: pd.DataFrame) -> None:
+    """Cache oracle picks, keeping only the newest `ORACLE_KEEP` tables of the folder."""
+    if path is None:
+        return
+    try:
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        oracle.to_parquet(tmp, index=False)
+        os.replace(tmp, path)  # readers never see half a file
+        older = sorted(path.parent.glob("picks-*.parquet"), key=lambda p: p.stat().st_mtime)
+        for stale in older[:-ORACLE_KEEP]:
+            stale.unlink(missing_ok=True)
+    except OSError:
+        pass  # the cache only saves time
 
 
 def evaluate_model(
@@ -127,29 +187,47 @@ def evaluate_model(
     return metrics, per_user.to_frame(), reco
 
 
+@dataclass
+class Prepared:
+    """What a run trains and evaluates on, and the table cache entry its tables came from."""
+
+    tables: dict[str, pd.DataFrame]
+    split: Any
+    dataset: Dataset
+    cache_entry: CacheEntry | None = None
+
+
 def prepare(config: TrainConfig) -> tuple[dict[str, pd.DataFrame], Any, Dataset]:
     """Load and validate the tables, split them in time and build the training dataset."""
+    prepared = prepare_cached(config)
+    return prepared.tables, prepared.split, prepared.dataset
+
+
+def prepare_cached(config: TrainConfig) -> Prepared:
+    """`prepare`, also returning the table cache entry (for results derived from the tables)."""
     from features.dataset import build_dataset
+    from features.fingerprint import fingerprint_cached
     from features.weights import InteractionWeights
-    from recsys.contract.loader import load_tables
+    from recsys.contract.loader import load_tables_cached
     from recsys.evaluation.splitters import temporal_split
 
-    tables = load_tables(config.data, on_quarantine="warn")
+    loaded = load_tables_cached(config.data, on_quarantine="warn")
+    tables = loaded.tables
     if len(tables[Tables.PURCHASES]) == 0:
         raise EmptyDataError(f"no purchases in {config.data}: nothing to train on")
-    from features.fingerprint import fingerprint_tables
 
-    split = temporal_split(tables, holdout_days=config.holdout_days)
+    split = temporal_split(tables, holdout_days=config.holdout_days, arrow_columns=loaded.arrow)
     weights = InteractionWeights(**config.weights)
     # One fingerprint of the whole input (logged with the run); the split's tables are passed
     # whole with the cutoff, so nothing after it is used and the log is not copied.
-    fingerprint = fingerprint_tables(tables)
+    fingerprint = fingerprint_cached(tables, loaded.cache_entry)
     dataset = build_dataset(
         split.tables,
         config.target,
         cutoff=split.cutoff,
         weights=weights,
         fingerprint=str(fingerprint["digest"]),
+        arrow_columns=loaded.arrow,
     )
     dataset.meta["fingerprint"] = fingerprint
     if dataset.interactions.nnz == 0:
@@ -157,7 +235,65 @@ def prepare(config: TrainConfig) -> tuple[dict[str, pd.DataFrame], Any, Dataset]
             f"target {config.target!r} has no interactions before the cutoff {split.cutoff} "
             f"in {config.data}"
         )
-    return tables, split, dataset
+    return Prepared(tables, split, dataset, loaded.cache_entry)
+
+
+def _baseline_file(config: TrainConfig, entry: CacheEntry | None) -> Path | None:
+    """Where the popularity baseline's per-user metric for this holdout is cached, if anywhere.
+
+    It depends on the tables (the entry), the settings below and the code that computes it, all
+    in the name, so a change to any of them computes it afresh.
+    """
+    from recsys.contract.cache_key import package_digest, source_digest
+    from recsys.contract.table_cache import cache_enabled
+
+    if entry is None or not cache_enabled(None):
+        return None
+    digest = hashlib.sha256()
+    for package in ("features", "recsys.data", "recsys.evaluation", "recsys.models"):
+        digest.update(package_digest(package).encode())
+    digest.update(source_digest(__name__).encode())
+    settings = {
+        "target": config.target,
+        "holdout_days": config.holdout_days,
+        "ks": list(config.ks),
+        "primary_metric": config.primary_metric,
+        "seed": config.seed,
+        "weights": config.weights,
+    }
+    digest.update(json.dumps(settings, sort_keys=True, default=str).encode())
+    try:
+        return entry.derived(f"popular-per-user-{digest.hexdigest()[:32]}.parquet")
+    except OSError:
+        return None  # a read-only cache: compute it
+
+
+def baseline_per_user(
+    config: TrainConfig,
+    dataset: Dataset,
+    truth: pd.DataFrame,
+    segments: pd.DataFrame | None,
+    entry: CacheEntry | None = None,
+) -> pd.DataFrame:
+    """The popularity baseline's per-user primary metric on the holdout (cached when possible)."""
+    from recsys.models import make_model
+
+    path = _baseline_file(config, entry)
+    if path is not None and path.is_file():
+        try:
+            return pd.read_parquet(path)
+        except (OSError, ValueError):
+            pass
+    baseline = make_model("popular", random_state=config.seed).fit(dataset)
+    _, per_user, _ = evaluate_model(baseline, dataset, truth, segments, config)
+    if path is not None:
+        try:
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            per_user.to_parquet(tmp)
+            os.replace(tmp, path)
+        except OSError:
+            pass  # the cache only saves time
+    return per_user
 
 
 def fit_model(config: TrainConfig, dataset: Dataset) -> tuple[BaseRecommender, float]:
@@ -172,14 +308,14 @@ def fit_model(config: TrainConfig, dataset: Dataset) -> tuple[BaseRecommender, f
 
 def run_training(config: TrainConfig, *, log_to_mlflow: bool = True) -> TrainResult:
     """Run one training job end to end and (by default) record it as an MLflow run."""
-    from recsys.models import make_model
-
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    tables, split, dataset = prepare(config)
+    prepared = prepare_cached(config)
+    tables, split, dataset = prepared.tables, prepared.split, prepared.dataset
     timings["prepare_s"] = time.perf_counter() - t0
 
     model, timings["fit_s"] = fit_model(config, dataset)
+    t1 = time.perf_counter()
     truth = split.truth(config.target)
     if len(truth) == 0:
         raise EmptyDataError(
@@ -187,7 +323,6 @@ def run_training(config: TrainConfig, *, log_to_mlflow: bool = True) -> TrainRes
             "nothing to evaluate on (lower --holdout-days?)"
         )
     segments = split.segments(config.target)
-    t1 = time.perf_counter()
     metrics, per_user, reco = evaluate_model(model, dataset, truth, segments, config)
     metrics.update(
         oracle_metrics(
@@ -201,8 +336,7 @@ def run_training(config: TrainConfig, *, log_to_mlflow: bool = True) -> TrainRes
         )
     )
     # The popularity baseline on the same holdout: a first champion must beat it.
-    baseline = make_model("popular", random_state=config.seed).fit(dataset)
-    _, base_per_user, _ = evaluate_model(baseline, dataset, truth, segments, config)
+    base_per_user = baseline_per_user(config, dataset, truth, segments, prepared.cache_entry)
     per_user = per_user.join(base_per_user.add_prefix("popular."), how="outer").fillna(0.0)
     timings["evaluate_s"] = time.perf_counter() - t1
 
@@ -224,7 +358,9 @@ def run_training(config: TrainConfig, *, log_to_mlflow: bool = True) -> TrainRes
     if log_to_mlflow:
         from training.registry import log_run
 
+        t2 = time.perf_counter()
         result.run_id, result.model_version = log_run(result, split, dataset, tables, full_model)
+        timings["log_s"] = time.perf_counter() - t2
     timings["total_s"] = time.perf_counter() - t0
     return result
 

@@ -129,8 +129,27 @@ def _text_value(value: Any) -> str:
     raise TypeError(value)
 
 
-def _text_fast(raw: pd.Series, want_arrow: bool) -> tuple[np.ndarray, pa.Array | None] | None:
-    """Null mask (and the column in Arrow) when every value is str or null; None otherwise."""
+def _empty_or_null(arrow: pa.Array) -> np.ndarray:
+    """Null or empty values of an Arrow string column (plain or dictionary-encoded)."""
+    if pa.types.is_dictionary(arrow.type):
+        empty_word = pc.equal(arrow.dictionary, "").to_numpy(zero_copy_only=False)
+        codes = arrow.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+        # position -1 (a null code) picks the trailing True
+        return np.append(empty_word, True)[codes]
+    null = pc.or_(arrow.is_null(), pc.fill_null(pc.equal(arrow, ""), False))
+    return null.to_numpy(zero_copy_only=False)
+
+
+def _text_fast(
+    raw: pd.Series, want_arrow: bool, arrow: pa.Array | None = None
+) -> tuple[np.ndarray, pa.Array | None] | None:
+    """Null mask (and the column in Arrow) when every value is str or null; None otherwise.
+
+    `arrow` is the column as read, when the reader kept it (`read_raw_arrow`): its values are
+    the very strings of `raw`, so nothing is converted.
+    """
+    if arrow is not None:
+        return _empty_or_null(arrow), (arrow if want_arrow else None)
     if raw.dtype != object or infer_dtype(raw, skipna=True) not in ("string", "empty"):
         return None
     if not want_arrow:
@@ -142,9 +161,11 @@ def _text_fast(raw: pd.Series, want_arrow: bool) -> tuple[np.ndarray, pa.Array |
     return null.to_numpy(zero_copy_only=False), arrow
 
 
-def _coerce_text(raw: pd.Series, spec: ColumnSpec, want_arrow: bool) -> tuple[Coerced, np.ndarray]:
+def _coerce_text(
+    raw: pd.Series, spec: ColumnSpec, want_arrow: bool, arrow: pa.Array | None = None
+) -> tuple[Coerced, np.ndarray]:
     """Ids and text as Python str; ids stored as numbers in Parquet (13085) become "13085"."""
-    fast = _text_fast(raw, want_arrow)
+    fast = _text_fast(raw, want_arrow, arrow)
     arrow = None
     if fast is not None:
         (null, arrow), typed = fast, raw  # already str: no copy (the typed frame copies once)
@@ -286,7 +307,7 @@ def _coerce_ts(raw: pd.Series, spec: ColumnSpec, null: np.ndarray, bounds: TimeB
         values = raw if getattr(raw.dtype, "tz", None) else raw.dt.tz_localize("UTC")
         values = values.dt.tz_convert("UTC")
         try:
-            typed = values.astype("datetime64[ns, UTC]")
+            typed = values.astype("datetime64[ns, UTC]", copy=False)
         except (OverflowError, pd.errors.OutOfBoundsDatetime):
             # Parquet may hold µs timestamps beyond 2262, which nanoseconds cannot.
             inside = (values >= pd.Timestamp.min.tz_localize("UTC")) & (
@@ -375,19 +396,25 @@ def _coerce_list(raw: pd.Series, spec: ColumnSpec) -> Coerced:
 
 
 def coerce_column(
-    raw: pd.Series, spec: ColumnSpec, bounds: TimeBounds, *, want_arrow: bool = False
+    raw: pd.Series,
+    spec: ColumnSpec,
+    bounds: TimeBounds,
+    *,
+    want_arrow: bool = False,
+    arrow: pa.Array | None = None,
 ) -> Coerced:
     """Type one raw column by its spec: the typed column, the problems found, the rows present.
 
     Typed values of rows with a problem are null (0 in a non-nullable int column), so later checks
     (keys, references) skip them. With `want_arrow`, an id column also comes back as an Arrow
-    string array (`Coerced.arrow`) when its values are all text, for fast lookups.
+    string array (`Coerced.arrow`, possibly dictionary-encoded) when its values are all text, for
+    fast lookups. `arrow` is the text column as read (see `read_raw_arrow`), when known.
     """
     raw = _plain(raw)
     if spec.kind == "list":
         return _coerce_list(raw, spec)
     if spec.kind in ("id", "str"):
-        coerced, null = _coerce_text(raw, spec, want_arrow)
+        coerced, null = _coerce_text(raw, spec, want_arrow, arrow)
     elif spec.kind in ("float", "int"):
         null = _is_null(raw)
         coerced = _coerce_number(raw, spec, null)

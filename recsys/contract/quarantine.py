@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from recsys.columns import Tables
 from recsys.contract.io import SOURCE_FILE, SOURCE_ROW
@@ -141,6 +142,9 @@ class ValidationResult:
     tables: dict[str, pd.DataFrame]
     quarantine: pd.DataFrame
     rows_read: dict[str, int]
+    # Some text columns of the kept tables as Arrow arrays, when the reader kept them (same
+    # values as `tables`); the table cache stores them without converting millions of str again.
+    arrow: dict[str, dict[str, pa.Array]] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def exit_code(self) -> int:

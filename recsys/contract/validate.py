@@ -20,8 +20,9 @@ import pyarrow.compute as pc
 from pandas.util import hash_array
 
 from recsys.columns import Columns, Tables
+from recsys.contract.arrow_tables import index_in
 from recsys.contract.coerce import Coerced, TimeBounds, coerce_column
-from recsys.contract.io import SOURCE_FILE, SOURCE_ROW, read_raw_table
+from recsys.contract.io import RELEASE_ROWS, SOURCE_FILE, SOURCE_ROW, read_raw_arrow
 from recsys.contract.quarantine import (
     DUPLICATE_ID,
     MISSING_REF,
@@ -41,6 +42,7 @@ __all__ = ["REASON_CODES", "ValidationResult", "time_bounds", "validate_dir", "v
 
 Display = Callable[[str], str]
 TimeLike = str | datetime | pd.Timestamp
+DEFAULT_MIN_TS = "2000-01-01"
 
 
 @dataclass
@@ -64,18 +66,23 @@ class _Checked:
         if n_wanted < len(keys) // 4:
             # Few references to many keys (returns -> purchases): narrow the keys first, so
             # the hash table holds the few referenced ids rather than millions.
-            wanted = values.filter(pa.array(mask))
+            wanted = _plain_text(values.filter(pa.array(mask)))
             candidates = np.flatnonzero(
                 pc.is_in(keys, value_set=wanted).to_numpy(zero_copy_only=False)
             )
             keys = keys.take(pa.array(candidates))
         else:
             candidates = None
-        found = pc.index_in(values, value_set=keys).fill_null(-1).to_numpy()
+        found = index_in(values, keys)
         if candidates is not None and candidates.size:
             found = np.where(found >= 0, candidates[np.maximum(found, 0)], -1)
         out[mask] = found[mask]
         return out
+
+
+def _plain_text(values: pa.Array) -> pa.Array:
+    """A string array without dictionary encoding."""
+    return values.dictionary_decode() if pa.types.is_dictionary(values.type) else values
 
 
 def _utc(value: TimeLike, name: str) -> pd.Timestamp:
@@ -146,11 +153,35 @@ def _later_occurrences(key: pd.Series, present: np.ndarray) -> np.ndarray:
     return out
 
 
+def _all_distinct(arrow: pa.Array | None, present: np.ndarray) -> bool:
+    """Whether the present keys are known to be distinct (False = not known to be).
+
+    Logs usually number their ids in order: strictly increasing keys are distinct, which one
+    vectorised comparison shows; otherwise one Arrow hash pass counts the distinct keys.
+    """
+    if arrow is None or pa.types.is_dictionary(arrow.type):
+        return False
+    keys = arrow.filter(pa.array(present)) if not present.all() else arrow
+    if len(keys) < 2:
+        return True
+    increasing = pc.less(keys.slice(0, len(keys) - 1), keys.slice(1))
+    if pc.all(increasing).as_py():
+        return True
+    return len(pc.unique(keys)) == len(keys)
+
+
 def _duplicates(
-    raw: pd.DataFrame, typed: pd.DataFrame, present: np.ndarray, spec: TableSpec, display: Display
+    raw: pd.DataFrame,
+    typed: pd.DataFrame,
+    key_column: Coerced,
+    spec: TableSpec,
+    display: Display,
 ) -> list[Problem]:
     """Later occurrences of a primary key; the first occurrence in file order is the one kept."""
     key = typed[spec.primary_key]
+    present = key_column.present
+    if _all_distinct(key_column.arrow, present):
+        return []
     dup = _later_occurrences(key, present)
     positions = np.flatnonzero(dup)
     if positions.size == 0:
@@ -174,7 +205,8 @@ def _references(
 ) -> tuple[list[Problem], dict[str, np.ndarray]]:
     """References to rows that do not exist, or that exist but were quarantined.
 
-    Also returns, per reference column, the position of each row's referenced kept row (or -1).
+    Also returns, for the returns table, the position of each row's referenced kept purchase
+    line (or -1), by reference column.
     """
     out: list[Problem] = []
     found_at: dict[str, np.ndarray] = {}
@@ -182,8 +214,11 @@ def _references(
         ref = checked[fk.ref_table]
         values = typed[fk.column]
         present = coerced[fk.column].present
-        found_at[fk.column] = ref.positions(_as_arrow(coerced[fk.column]), present)
-        broken = np.flatnonzero(present & (found_at[fk.column] < 0))
+        found = ref.positions(_as_arrow(coerced[fk.column]), present)
+        if spec.name == Tables.RETURNS:
+            found_at[fk.column] = found  # the return checks need each return's purchase line
+        broken = np.flatnonzero(present & (found < 0))
+        del found
         if broken.size == 0:
             continue
         missing, quarantined = [], []
@@ -284,6 +319,18 @@ def _as_arrow(coerced: Coerced) -> pa.Array:
     return pa.array(coerced.typed.to_numpy(), type=pa.string(), from_pandas=True)
 
 
+def _typed_text(twin: pa.Array, present: np.ndarray, keep: pa.Array | None) -> pa.Array:
+    """A text column as read, as validation types it (null where missing), kept rows only."""
+    if not present.all():
+        missing = pa.array(~present)
+        if pa.types.is_dictionary(twin.type):
+            indices = pc.if_else(missing, pa.scalar(None, twin.indices.type), twin.indices)
+            twin = pa.DictionaryArray.from_arrays(indices, twin.dictionary)
+        else:
+            twin = pc.if_else(missing, pa.scalar(None, twin.type), twin)
+    return twin.filter(keep) if keep is not None else twin
+
+
 def _rejected_mask(n_rows: int, problems: list[Problem]) -> np.ndarray:
     """Rows with at least one problem."""
     rejected = np.zeros(n_rows, dtype=bool)
@@ -298,20 +345,30 @@ def _check_table(
     bounds: TimeBounds,
     checked: dict[str, _Checked],
     display: Display,
-) -> tuple[_Checked, pd.DataFrame]:
-    """Check one table; return what later tables need and its quarantine rows."""
+    twins: dict[str, pa.Array] | None = None,
+) -> tuple[_Checked, pd.DataFrame, dict[str, pa.Array]]:
+    """Check one table; return what later tables need, its quarantine rows and Arrow columns.
+
+    `twins` are text columns as read (`read_raw_arrow`); the kept part of each comes back typed
+    (null where missing), for the table cache.
+    """
+    twins = twins or {}
     looked_up = {spec.primary_key} | {fk.column for fk in spec.foreign_keys}
     coerced: dict[str, Coerced] = {}
     problems: list[Problem] = []
     for column in spec.columns:
         want_arrow = column.name in looked_up
         coerced[column.name] = coerce_column(
-            raw[column.name], column, bounds, want_arrow=want_arrow
+            raw[column.name],
+            column,
+            bounds,
+            want_arrow=want_arrow,
+            arrow=twins.get(column.name),
         )
         problems += coerced[column.name].problems
     # copy=False: consolidating millions of object pointers into one block costs seconds.
     typed = pd.DataFrame({name: c.typed for name, c in coerced.items()}, copy=False)
-    problems += _duplicates(raw, typed, coerced[spec.primary_key].present, spec, display)
+    problems += _duplicates(raw, typed, coerced[spec.primary_key], spec, display)
     found, found_at = _references(typed, coerced, spec, checked)
     problems += found
     if spec.name == Tables.RETURNS:
@@ -340,31 +397,45 @@ def _check_table(
             f"table {spec.name!r}: read {len(raw)} rows but kept {len(kept)} "
             f"and quarantined {len(quarantine)}"
         )
-    kept_ids = _as_arrow(coerced[spec.primary_key])
-    if rejected.any():
-        kept_ids = kept_ids.filter(pa.array(~rejected))
+    kept_ids = _plain_text(_as_arrow(coerced[spec.primary_key]))
+    keep_mask = pa.array(~rejected) if rejected.any() else None
+    if keep_mask is not None:
+        kept_ids = kept_ids.filter(keep_mask)
+    kept_arrow = {
+        name: _typed_text(twin, coerced[name].present, keep_mask) for name, twin in twins.items()
+    }
     state = _Checked(kept, kept_ids, descriptions)
-    return state, quarantine.drop(columns=["position", "first_reason"])
+    return state, quarantine.drop(columns=["position", "first_reason"]), kept_arrow
 
 
 def _validate(
-    raws: dict[str, pd.DataFrame], bounds: TimeBounds, display: Display
+    raws: dict[str, pd.DataFrame],
+    bounds: TimeBounds,
+    display: Display,
+    twins: dict[str, dict[str, pa.Array]] | None = None,
 ) -> ValidationResult:
     """Check the six tables in dependency order."""
     checked: dict[str, _Checked] = {}
     parts: list[pd.DataFrame] = []
     rows_read: dict[str, int] = {}
+    arrow: dict[str, dict[str, pa.Array]] = {}
     for name in Tables.ALL:
         spec = SCHEMAS[name]
         raw = _raw_frame(raws, spec)
         rows_read[name] = len(raw)
-        checked[name], quarantine = _check_table(raw, spec, bounds, checked, display)
+        table_twins = (twins or {}).get(name) if raw is raws[name] else None
+        checked[name], quarantine, arrow[name] = _check_table(
+            raw, spec, bounds, checked, display, table_twins
+        )
         parts.append(quarantine)
+        if len(raw) >= RELEASE_ROWS:
+            pa.default_memory_pool().release_unused()  # lookups' hash tables, gone now
     quarantine = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     return ValidationResult(
         tables={name: state.kept for name, state in checked.items()},
         quarantine=quarantine[list(QUARANTINE_COLUMNS)],
         rows_read=rows_read,
+        arrow=arrow,
     )
 
 
@@ -372,7 +443,7 @@ def validate_tables(
     raw: dict[str, pd.DataFrame],
     *,
     now: TimeLike | None = None,
-    min_ts: TimeLike = "2000-01-01",
+    min_ts: TimeLike = DEFAULT_MIN_TS,
 ) -> ValidationResult:
     """Check raw tables (as `read_raw_table` returns them) against the contract.
 
@@ -403,7 +474,7 @@ def validate_dir(
     *,
     quarantine_dir: str | Path | None = None,
     now: TimeLike | None = None,
-    min_ts: TimeLike = "2000-01-01",
+    min_ts: TimeLike = DEFAULT_MIN_TS,
 ) -> ValidationResult:
     """Read and check the six tables of `data_dir`; write quarantine files when a dir is given.
 
@@ -425,7 +496,11 @@ def validate_dir(
             "(quarantine files would be read as tables)"
         )
     bounds = time_bounds(now, min_ts)
-    raws = {name: read_raw_table(data_dir, name) for name in Tables.ALL}
+    raws: dict[str, pd.DataFrame] = {}
+    twins: dict[str, dict[str, pa.Array]] = {}
+    for name in Tables.ALL:
+        rows = {read: len(frame) for read, frame in raws.items()}
+        raws[name], twins[name] = read_raw_arrow(data_dir, name, rows)
 
     def display(source: str) -> str:
         try:
@@ -433,7 +508,7 @@ def validate_dir(
         except ValueError:
             return source
 
-    result = _validate(raws, bounds, display)
+    result = _validate(raws, bounds, display, twins)
     if quarantine_dir is not None:
         result.write_quarantine(quarantine_dir)
     return result

@@ -9,13 +9,16 @@ counts every return of a holdout purchase found in the log, even one filed after
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from recsys.columns import FAULT_RETURN_REASONS, Columns, Tables
+from recsys.contract.arrow_tables import index_in
 from recsys.data.dataset import FAULT_RETURNED_QTY, RETURNED_QTY, user_column
 from recsys.exceptions import EmptyDataError
 
@@ -33,6 +36,24 @@ def _utc(values: pd.Series) -> pd.Series:
     return pd.to_datetime(values, utc=True)
 
 
+def _index_of(values: np.ndarray, keys: np.ndarray, arrow: pa.Array | None = None) -> np.ndarray:
+    """Position of each value among the unique `keys`, -1 where absent or null.
+
+    Arrow hashes millions of str several times faster than a pandas Index; `arrow` (the values
+    already in Arrow, possibly dictionary-encoded) skips the conversion. Values that are not all
+    text take the pandas path.
+    """
+    try:
+        key_arr = pa.array(keys, type=pa.string(), from_pandas=True)
+        if arrow is not None and len(arrow) == len(values):
+            return index_in(arrow, key_arr)
+        arr = pa.array(values, type=pa.string(), from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return pd.Index(keys).get_indexer(values).astype(np.int64)
+    found = pc.fill_null(pc.index_in(arr, value_set=key_arr), -1)
+    return np.asarray(found, dtype=np.int64)
+
+
 def _units_returned(purchases: pd.DataFrame, returns: pd.DataFrame) -> pd.DataFrame:
     """`returned_qty` and `fault_returned_qty` of each purchase line (capped at its qty)."""
     rets = pd.DataFrame(
@@ -45,7 +66,9 @@ def _units_returned(purchases: pd.DataFrame, returns: pd.DataFrame) -> pd.DataFr
         returns[C.REASON].isin(FAULT_RETURN_REASONS).to_numpy(), rets[RETURNED_QTY], 0
     )
     per_line = rets.groupby(C.PURCHASE_ID, sort=False).sum()
-    pos = per_line.index.get_indexer(purchases[C.PURCHASE_ID].to_numpy(dtype=object))
+    pos = _index_of(
+        purchases[C.PURCHASE_ID].to_numpy(dtype=object), per_line.index.to_numpy(dtype=object)
+    )
     hit = pos >= 0
     qty = purchases[C.QTY].to_numpy(dtype=np.int64)
     out = {}
@@ -74,6 +97,15 @@ class Split:
     cutoff: pd.Timestamp
     end: pd.Timestamp
     holdout_days: float
+    # Id columns of `tables` in Arrow, same values (`LoadedTables.arrow`), for fast lookups.
+    arrow_columns: Mapping[str, Mapping[str, pa.Array]] | None = field(default=None, repr=False)
+
+    def _twin(self, name: str, column: str) -> pa.Array | None:
+        """The Arrow twin of one column of `tables`, if given."""
+        if self.arrow_columns is None:
+            return None
+        arr = self.arrow_columns.get(name, {}).get(column)
+        return arr if arr is not None and len(arr) == len(self.tables[name]) else None
 
     @cached_property
     def train_tables(self) -> dict[str, pd.DataFrame]:
@@ -88,12 +120,9 @@ class Split:
             train[name] = frame.loc[(_utc(frame[C.TS]) < self.cutoff).to_numpy()]
         return train
 
-    def _before(self, name: str, columns: list[str]) -> pd.DataFrame:
-        """`columns` of event table `name` before the cutoff (copies only those columns)."""
-        if "train_tables" in self.__dict__:
-            return self.train_tables[name][columns]
-        frame = self.tables[name]
-        return frame.loc[(_utc(frame[C.TS]) < self.cutoff).to_numpy(), columns]
+    def _before_mask(self, name: str) -> np.ndarray:
+        """Rows of event table `name` with `ts < cutoff` (the rows `train_tables` keeps)."""
+        return (_utc(self.tables[name][C.TS]) < self.cutoff).to_numpy()
 
     @property
     def test_purchases(self) -> pd.DataFrame:
@@ -110,19 +139,29 @@ class Split:
         long log is hashed once, against a small table.
         """
         col = user_column(target)
-        user_index = pd.Index(pd.unique(users))
-        sku_index = pd.Index(pd.unique(skus))
-        asked = user_index.get_indexer(users) * len(sku_index) + sku_index.get_indexer(skus)
-        frames = [self._before(Tables.PURCHASES, [col, C.SKU_ID])]
+        user_keys = pd.unique(users)
+        sku_keys = pd.unique(skus)
+        n_skus = len(sku_keys)
+        asked = _index_of(users, user_keys) * n_skus + _index_of(skus, sku_keys)
+        sources = [(Tables.PURCHASES, col)]
         if target == "agent":
-            frames.append(self._before(Tables.SHARES, [C.AGENT_ID, C.SKU_ID]))
+            sources.append((Tables.SHARES, C.AGENT_ID))
         seen = []
-        for frame in frames:
-            u = user_index.get_indexer(frame[col].to_numpy(dtype=object))
-            hit = np.flatnonzero(u >= 0)
-            s = sku_index.get_indexer(frame[C.SKU_ID].to_numpy(dtype=object)[hit])
+        for name, user_col in sources:
+            before = self._before_mask(name)
+            frame = self.tables[name]
+            u = _index_of(
+                frame[user_col].to_numpy(dtype=object), user_keys, self._twin(name, user_col)
+            )
+            hit = np.flatnonzero((u >= 0) & before)
+            sku_values = frame[C.SKU_ID].to_numpy(dtype=object)
+            sku_twin = self._twin(name, C.SKU_ID)
+            if sku_twin is not None:  # a dictionary lookup over all rows costs next to nothing
+                s = _index_of(sku_values, sku_keys, sku_twin)[hit]
+            else:
+                s = _index_of(sku_values[hit], sku_keys)
             ok = s >= 0
-            seen.append(u[hit][ok] * len(sku_index) + s[ok])
+            seen.append(u[hit][ok] * n_skus + s[ok])
         # Probe the long list of seen codes into the short list of asked ones (a small hash table).
         asked_unique = pd.Index(pd.unique(asked))
         pos = asked_unique.get_indexer(np.concatenate(seen))
@@ -174,11 +213,18 @@ class Split:
         col = user_column(target)
         users = self.tables[USER_TABLE[target]]
         ids = users[col].to_numpy(dtype=object)
-        counts = self._before(Tables.PURCHASES, [col])[col].value_counts()
+        # interactions before the cutoff per user, counted over user codes (no str hashing twice)
+        sources = [(Tables.PURCHASES, col)]
         if target == "agent":
-            shares = self._before(Tables.SHARES, [C.AGENT_ID])[C.AGENT_ID].value_counts()
-            counts = counts.add(shares, fill_value=0)
-        n_before = counts.reindex(ids, fill_value=0).to_numpy()
+            sources.append((Tables.SHARES, C.AGENT_ID))
+        keys = pd.unique(ids)
+        counts = np.zeros(len(keys) + 1, dtype=np.int64)  # the last slot counts nothing (-1)
+        for name, user_col in sources:
+            values = self.tables[name][user_col].to_numpy(dtype=object)
+            code = _index_of(values, keys, self._twin(name, user_col))
+            code = code[(code >= 0) & self._before_mask(name)]
+            counts[:-1] += np.bincount(code, minlength=len(keys))
+        n_before = counts[_index_of(ids, keys)]
         recent = (_utc(users[C.JOINED_AT]) >= self.cutoff - pd.Timedelta(days=new_days)).to_numpy()
         out = pd.DataFrame(
             {
@@ -199,8 +245,16 @@ class Split:
         return np.sort(skus.loc[keep, C.SKU_ID].to_numpy(dtype=object))
 
 
-def temporal_split(tables: Mapping[str, pd.DataFrame], holdout_days: float = 14) -> Split:
+def temporal_split(
+    tables: Mapping[str, pd.DataFrame],
+    holdout_days: float = 14,
+    *,
+    arrow_columns: Mapping[str, Mapping[str, pa.Array]] | None = None,
+) -> Split:
     """Split the log at `end − holdout_days`, end being just after the last purchase.
+
+    `arrow_columns` may hold id columns of `tables` in Arrow, same values (the loader's
+    `LoadedTables.arrow`), which spares the truth and segments converting millions of `str`.
 
     Raises
     ------
@@ -232,4 +286,5 @@ def temporal_split(tables: Mapping[str, pd.DataFrame], holdout_days: float = 14)
         cutoff=cutoff,
         end=end,
         holdout_days=float(holdout_days),
+        arrow_columns=arrow_columns,
     )

@@ -1,0 +1,49 @@
+"""Training from the table cache: the same metrics, with the derived results reused."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from recsys.contract.table_cache import CACHE_DIRNAME, ENV_SWITCH
+from training.config import load_config
+from training.train import ORACLE_CACHE_DIR, prepare_cached, run_training
+
+
+@pytest.fixture()
+def data(tiny_data: Path, tmp_path: Path) -> Path:
+    """A private copy of the tiny simulated data, without any cache."""
+    out = tmp_path / "data"
+    shutil.copytree(tiny_data, out, ignore=shutil.ignore_patterns(CACHE_DIRNAME))
+    return out
+
+
+def test_cached_runs_report_the_same_metrics(data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = load_config(None, data=data, model="als", params={"iterations": 3, "factors": 8})
+    cold = run_training(cfg, log_to_mlflow=False)
+    entry = prepare_cached(cfg).cache_entry
+    assert entry is not None
+    derived = sorted(p.name.split("-")[0] for p in (entry.path / "derived").iterdir())
+    assert derived == ["fingerprint", "popular"]
+    assert len(list((data / CACHE_DIRNAME / ORACLE_CACHE_DIR).glob("picks-*.parquet"))) == 1
+    warm = run_training(cfg, log_to_mlflow=False)
+    assert warm.metrics == cold.metrics
+    pd.testing.assert_frame_equal(warm.per_user, cold.per_user)
+    monkeypatch.setenv(ENV_SWITCH, "off")
+    uncached = run_training(cfg, log_to_mlflow=False)
+    assert uncached.metrics == cold.metrics
+    pd.testing.assert_frame_equal(uncached.per_user, cold.per_user)
+    assert "oracle_share_at_20" in cold.metrics
+
+
+def test_other_settings_do_not_reuse_the_baseline(data: Path) -> None:
+    base = dict(data=data, model="als", params={"iterations": 2, "factors": 4})
+    first = run_training(load_config(None, **base), log_to_mlflow=False)
+    other = run_training(load_config(None, **base, holdout_days=7), log_to_mlflow=False)
+    entry = prepare_cached(load_config(None, **base)).cache_entry
+    assert entry is not None
+    assert len(list((entry.path / "derived").glob("popular-per-user-*.parquet"))) == 2
+    assert first.per_user.index.tolist() != other.per_user.index.tolist()
