@@ -14,8 +14,9 @@ ranked` evaluates and logs it like any model and `recsys publish` publishes it u
    (recsys/quality/);
 5. state at the cutoff, which `recommend` scores from.
 
-Scoring a batch of agents: candidates (a few hundred each) → features → ranker and return risk →
-score = P(bought) · value · (1 − (1 + return_cost) · P(return)) → rules → top k. With
+Scoring a batch of agents: candidates (about 110 each) → features → ranker and return risk →
+the share ranker on her `refine_top` best → score = P(bought) · value · (1 − (1 + return_cost) ·
+P(return)) → rules → top k, under one thread cap (recsys/ranking/threads.py). With
 `return_cost` = 0 the score is the expected kept value; a positive cost also charges each return
 (in fresh food one return eats the profit of about five orders: docs/sell-with-confidence.md).
 """
@@ -27,12 +28,12 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
-from threadpoolctl import threadpool_limits
 
 from recsys.data.dataset import Dataset
 from recsys.exceptions import EmptyDataError
 from recsys.models.base import BaseRecommender, batches
 from recsys.ranking.ranker import LABELS
+from recsys.ranking.threads import thread_limit
 
 Value = Literal["purchases", "units", "gmv"]
 VALUES: tuple[str, ...] = ("purchases", "units", "gmv")
@@ -72,7 +73,7 @@ class RankedRecommender(BaseRecommender):
         Factors of the item-to-customer ALS behind the audience score.
     use_audience
         Read her customers' own histories (audience score, customers who bought); False ranks
-        from her own history only (the ablation of docs/benchmarks-ranked.md).
+        from her own history only (the ablation of docs/benchmarks.md).
     candidates, rules, quality
         Overrides of `CandidateConfig`, `RuleConfig` and `BreakerConfig` fields (dicts).
     quality_check
@@ -80,8 +81,12 @@ class RankedRecommender(BaseRecommender):
     max_train_agents
         Agents drawn for the ranker's training set.
     ranker_iter, ranker_learning_rate, ranker_leaves
-        The HistGradientBoosting rankers (trees, step, leaves); `ranker_iter` is also the
-        return-risk model's number of trees.
+        The HistGradientBoosting rankers (trees, step, leaves).
+    return_iter
+        Trees of the return-risk model (7 leaves each, step 4 / return_iter).
+    refine_top
+        The share ranker scores only each agent's `refine_top` best candidates by the ranker
+        and the return risk (the others leave her list); None = every candidate.
     batch_size
         Agents scored at once (memory is bounded by batch_size × SKUs floats).
     num_threads
@@ -114,9 +119,11 @@ class RankedRecommender(BaseRecommender):
         quality: dict[str, Any] | None = None,
         quality_check: bool = True,
         max_train_agents: int = 3000,
-        ranker_iter: int = 100,
-        ranker_learning_rate: float = 0.1,
+        ranker_iter: int = 50,
+        ranker_learning_rate: float = 0.15,
         ranker_leaves: int = 31,
+        return_iter: int = 25,
+        refine_top: int | None = 40,
         batch_size: int = 256,
         num_threads: int = 1,
         random_state: int = 0,
@@ -143,6 +150,8 @@ class RankedRecommender(BaseRecommender):
         self.ranker_iter = ranker_iter
         self.ranker_learning_rate = ranker_learning_rate
         self.ranker_leaves = ranker_leaves
+        self.return_iter = return_iter
+        self.refine_top = refine_top
         self.batch_size = batch_size
         self.num_threads = num_threads
         self.random_state = random_state
@@ -155,11 +164,23 @@ class RankedRecommender(BaseRecommender):
             raise ValueError(f"return_unit must be 'pick' or 'line', got {self.return_unit!r}")
         if self.label not in LABELS:
             raise ValueError(f"label must be one of {LABELS}, got {self.label!r}")
-        names = ("inner_days", "batch_size", "max_train_agents", "als_factors", "num_threads")
+        names = (
+            "inner_days",
+            "batch_size",
+            "max_train_agents",
+            "als_factors",
+            "num_threads",
+            "ranker_iter",
+            "return_iter",
+        )
         for name in names:
             value = getattr(self, name)
             if not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        if self.refine_top is not None and (
+            not isinstance(self.refine_top, (int, np.integer)) or self.refine_top < 1
+        ):
+            raise ValueError(f"refine_top must be an integer >= 1 or None, got {self.refine_top!r}")
         if not 0.0 <= self.share_weight <= 1.0:
             raise ValueError(f"share_weight must be in [0, 1], got {self.share_weight!r}")
         if self.share_weight > 0 and self.label not in ("units", "purchases"):
@@ -190,9 +211,9 @@ class RankedRecommender(BaseRecommender):
         }
 
     def _fit(self, dataset: Dataset) -> None:
-        # scikit-learn's boosters run OpenMP threads; on a shared 2-core box more threads than
+        # the boosters and ALS run OpenMP threads; on a shared 2-core box more threads than
         # cores spin against each other (3x slower measured), so the count is a parameter
-        with threadpool_limits(limits=int(self.num_threads), user_api="openmp"):
+        with thread_limit(int(self.num_threads)):
             self._fit_parts(dataset)
 
     def _fit_parts(self, dataset: Dataset) -> None:
@@ -222,7 +243,7 @@ class RankedRecommender(BaseRecommender):
         self.ranker_ = Ranker(label=self.label, **rank_params)  # type: ignore[arg-type]
         self.share_ranker_ = Ranker(label=self._share_label(), **rank_params)
         self.return_model_ = ReturnRiskModel(
-            max_iter=self.ranker_iter, random_state=self.random_state
+            max_iter=self.return_iter, random_state=self.random_state
         )
         self.diagnostics_: dict[str, float] = {}
         try:
@@ -294,7 +315,7 @@ class RankedRecommender(BaseRecommender):
             tables,
             inner,
             cutoff,
-            max_iter=self.ranker_iter,
+            max_iter=self.return_iter,
             label_lag_days=self.label_lag_days,
             unit=self.return_unit,  # type: ignore[arg-type]
             random_state=self.random_state,
@@ -316,36 +337,64 @@ class RankedRecommender(BaseRecommender):
         return [str(s) for s in found["sku_id"]]
 
     # ---- scoring ---------------------------------------------------------------------------
+    def source_tables(self) -> Any:
+        """The candidate sources' shared tables (`recsys.ranking.candidates.SourceTables`)."""
+        from recsys.ranking.candidates import source_tables
+
+        return source_tables(
+            self.state_, self.allowed_, self.candidate_config_, int(self.num_threads)
+        )
+
     def score_candidates(
-        self, agent_idx: np.ndarray, exclude_seen: bool = False
+        self,
+        agent_idx: np.ndarray,
+        exclude_seen: bool = False,
+        tables: Any = None,
+        timings: dict[str, float] | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
         """Scored candidates of a batch: (row in batch, SKU index, final score, parts).
 
-        `parts` holds the factors of each score: `p_bought`, `p_return` and `value`.
+        `parts` holds the factors of each score: `p_bought`, `p_return` and `value`. `tables`
+        (from `source_tables()`) saves rebuilding the sources' shared tables per batch;
+        `timings` (if given) adds the seconds of each stage (candidates, features, models) and
+        the number of candidate pairs (`candidate_pairs`).
         """
         from recsys.ranking.candidates import generate
         from recsys.ranking.features import FEATURES
+        from recsys.ranking.lookup import first_per_row
         from recsys.ranking.ranker import ranker_matrix
         from recsys.ranking.rules import exclusion_mask
 
+        clock = _StageClock(timings)
         state = self.state_
-        cands = generate(state, agent_idx, self.allowed_, self.candidate_config_)
+        tables = tables if tables is not None else self.source_tables()
+        cands = generate(state, agent_idx, self.allowed_, self.candidate_config_, tables)
         agents = agent_idx[cands.rows]
         keep = exclusion_mask(state, agents, cands.skus, self.rule_config_)
         if exclude_seen:
             keep &= self.seen_at_(agents, cands.skus) == 0
         kept = cands.subset(keep)
         rows, skus = kept.rows, kept.skus
+        clock.lap("candidates")
+        clock.add("candidate_pairs", len(rows))
         X = ranker_matrix(state, agent_idx, kept)
+        clock.lap("features")
         p_bought = self.ranker_.predict(X)
+        p_return = self.return_model_.predict(X[:, : len(FEATURES)])
+        value = self._values(skus)
         # a ranker without a model (e.g. a log with no shares) scores on another scale: no mix
         both = self.ranker_.model_ is not None and self.share_ranker_.model_ is not None
         if self.share_weight > 0 and both:
+            if self.refine_top is not None:
+                # the share ranker reads only her best candidates by the ranker and the risk
+                first = p_bought * value * (1.0 - (1.0 + self.return_cost) * p_return)
+                best = first_per_row(rows, first, skus, int(self.refine_top))
+                rows, skus, X = rows[best], skus[best], X[best]
+                p_bought, value, p_return = p_bought[best], value[best], p_return[best]
             w = float(self.share_weight)
             p_bought = (1.0 - w) * p_bought + w * self.share_ranker_.predict(X)
-        p_return = self.return_model_.predict(X[:, : len(FEATURES)])
-        value = self._values(skus)
         score = p_bought * value * (1.0 - (1.0 + self.return_cost) * p_return)
+        clock.lap("models")
         parts = {"p_bought": p_bought, "p_return": p_return, "value": value}
         return rows, skus, score.astype(np.float32), parts
 
@@ -398,7 +447,7 @@ class RankedRecommender(BaseRecommender):
     def _topk(
         self, user_idx: np.ndarray, k: int, exclude_seen: bool
     ) -> tuple[np.ndarray, np.ndarray]:
-        with threadpool_limits(limits=int(self.num_threads), user_api="openmp"):
+        with thread_limit(int(self.num_threads)):
             return self._topk_batches(user_idx, k, exclude_seen)
 
     def _topk_batches(
@@ -408,9 +457,10 @@ class RankedRecommender(BaseRecommender):
 
         out_idx = np.full((len(user_idx), k), -1, dtype=np.int64)
         out_val = np.full((len(user_idx), k), -np.inf, dtype=np.float32)
+        tables = self.source_tables()
         for sl in batches(len(user_idx), int(self.batch_size)):
             agents = np.asarray(user_idx[sl], dtype=np.int64)
-            rows, skus, score, _ = self.score_candidates(agents, exclude_seen)
+            rows, skus, score, _ = self.score_candidates(agents, exclude_seen, tables)
             idx, val = select_top_k(
                 self.state_, rows, skus, score, len(agents), k, self.rule_config_
             )
@@ -420,6 +470,28 @@ class RankedRecommender(BaseRecommender):
     def _score(self, user_idx: np.ndarray) -> np.ndarray:
         """Dense scores: each candidate's final score, -inf for SKUs that are not candidates."""
         out = np.full((len(user_idx), len(self.skus_)), -np.inf, dtype=np.float32)
-        rows, skus, score, _ = self.score_candidates(np.asarray(user_idx, dtype=np.int64))
+        with thread_limit(int(self.num_threads)):
+            rows, skus, score, _ = self.score_candidates(np.asarray(user_idx, dtype=np.int64))
         out[rows, skus] = score
         return out
+
+
+class _StageClock:
+    """Adds the seconds since the previous lap to a stage's total (nothing without a dict)."""
+
+    def __init__(self, timings: dict[str, float] | None) -> None:
+        self.timings = timings
+        self.last = time.perf_counter()
+
+    def add(self, key: str, amount: float) -> None:
+        """Add `amount` to a total that is not a time."""
+        if self.timings is not None:
+            self.timings[key] = self.timings.get(key, 0.0) + amount
+
+    def lap(self, stage: str) -> None:
+        """Charge the time since the previous lap to `stage`."""
+        if self.timings is None:
+            return
+        now = time.perf_counter()
+        self.timings[stage] = self.timings.get(stage, 0.0) + now - self.last
+        self.last = now

@@ -8,11 +8,13 @@ float32 without NaN. Names and meaning: `FEATURES` (docs/sell-with-confidence.md
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 
 from recsys.ranking.lookup import PairLookup
 from recsys.ranking.state import NS_PER_DAY, RankingState
 
 CHUNK_PAIRS = 200_000
+AGENT_BLOCK = 256  # distinct agents per item-kNN product: a block is AGENT_BLOCK × SKUs
 NEW_SKU_DAYS = 30.0
 NEVER_SHARED_DAYS = 365.0
 
@@ -84,20 +86,43 @@ def feature_columns(names: tuple[str, ...]) -> np.ndarray:
 
 
 def _knn_pairs(state: RankingState, agents: np.ndarray, skus: np.ndarray) -> np.ndarray:
-    """Item-kNN scores of pairs: her row of the interactions times the similarity, looked up."""
+    """Item-kNN scores of pairs, `AGENT_BLOCK` distinct agents at a time (bounded memory)."""
+    from recsys.ranking.candidates import knn_pair_scores
+
     rows, inverse = np.unique(agents, return_inverse=True)
-    block = state.knn.user_items_[rows] @ state.knn.similarity_
-    return PairLookup(block)(inverse, skus)
+    order = np.argsort(inverse, kind="stable")
+    bounds = np.searchsorted(inverse[order], np.arange(0, len(rows) + AGENT_BLOCK, AGENT_BLOCK))
+    out = np.zeros(len(agents))
+    for i, lo in enumerate(range(0, len(rows), AGENT_BLOCK)):
+        sel = order[bounds[i] : bounds[i + 1]]
+        block = rows[lo : lo + AGENT_BLOCK]
+        out[sel] = knn_pair_scores(state, block, inverse[sel] - lo, skus[sel])
+    return out
 
 
 def _neighbours_sold(state: RankingState, agents: np.ndarray, skus: np.ndarray) -> np.ndarray:
-    """How many of her nearest agents sold the SKU in the recent window."""
-    nb = state.neighbours[agents]
+    """How many of her nearest agents sold the SKU in the recent window.
+
+    One sparse product per chunk: her nearest agents (a 0/1 row) times who sold what lately,
+    looked up at the pairs (10 lookups per pair into the whole log cost 6x more).
+    """
+    rows, inverse = np.unique(agents, return_inverse=True)
+    nb = state.neighbours[rows]
     if nb.shape[1] == 0:
         return np.zeros(len(agents))
-    flat = state.sold_recent_at(np.maximum(nb, 0).ravel(), np.repeat(skus, nb.shape[1]))
-    hits = (flat > 0).reshape(nb.shape) & (nb >= 0)
-    return hits.sum(axis=1).astype(np.float64)
+    r, c = np.nonzero(nb >= 0)
+    near = sp.csr_matrix(
+        (np.ones(len(r), np.float32), (r, nb[r, c])), shape=(len(rows), state.n_agents)
+    )
+    return PairLookup(near @ state.sold_recent_any)(inverse, skus)
+
+
+def _content_score(state: RankingState, agents: np.ndarray, skus: np.ndarray) -> np.ndarray:
+    """Cosine of her content profile and the SKU's side features, from its 5-8 non-zero entries
+    (3x faster than the dense dot product of some 150 columns; equal to float32 rounding)."""
+    cols, vals = state.content_terms
+    picked = state.agent_content[agents[:, None], cols[skus]]
+    return (picked * vals[skus]).sum(axis=1, dtype=np.float64)
 
 
 def _chunk(state: RankingState, a: np.ndarray, s: np.ndarray, knn: np.ndarray | None) -> np.ndarray:
@@ -105,7 +130,7 @@ def _chunk(state: RankingState, a: np.ndarray, s: np.ndarray, knn: np.ndarray | 
     als = state.als.model_
     als_score = np.einsum("ij,ij->i", als.user_factors[a], als.item_factors[s])
     als_score = np.where(state.als.warm_skus_[s] & state.als.warm_users_[a], als_score, 0.0)
-    content = np.einsum("ij,ij->i", state.agent_content[a], state.content[s])
+    content = _content_score(state, a, s)
     bought = aud.bought(a, s)
     last = state.last_share_ns(a, s)
     days_share = np.where(last > 0, (state.cutoff.value - last) / NS_PER_DAY, NEVER_SHARED_DAYS)

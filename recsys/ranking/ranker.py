@@ -33,7 +33,13 @@ import pandas as pd
 
 from recsys.columns import Columns, Tables
 from recsys.data.dataset import RETURNED_QTY
-from recsys.ranking.candidates import SOURCES, CandidateConfig, Candidates, generate
+from recsys.ranking.candidates import (
+    SOURCES,
+    CandidateConfig,
+    Candidates,
+    generate,
+    source_tables,
+)
 from recsys.ranking.features import FEATURES, pair_features
 from recsys.ranking.state import RankingState
 
@@ -159,9 +165,10 @@ def training_rows(
     counted = label if label in ("units", "purchases") else "units"
     pos_units = pos[counted].to_numpy(np.float64)[order]
     Xs, ys, owners, found = [], [], [], 0
+    tables = source_tables(state, allowed, config)
     for lo in range(0, len(agents), batch_size):
         batch = agents[lo : lo + batch_size]
-        cands = generate(state, batch, allowed, config)
+        cands = generate(state, batch, allowed, config, tables)
         keys = batch[cands.rows] * state.n_skus + cands.skus
         at = np.minimum(np.searchsorted(pos_keys, keys), max(len(pos_keys) - 1, 0))
         hit = (pos_keys[at] == keys) if len(pos_keys) else np.zeros(len(keys), dtype=bool)

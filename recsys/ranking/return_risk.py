@@ -111,9 +111,9 @@ class ReturnRiskModel:
         Seed of the boosting and the folds.
     """
 
-    max_iter: int = 100
-    learning_rate: float = 0.08
-    max_leaf_nodes: int = 15
+    max_iter: int = 25
+    learning_rate: float = 0.16
+    max_leaf_nodes: int = 7
     min_samples_leaf: int = 40
     calibration: str = "isotonic"
     random_state: int = 0
@@ -173,12 +173,16 @@ def fit_return_risk(
     *,
     label_lag_days: float = 7.0,
     unit: Unit = "pick",
-    max_iter: int = 100,
+    max_iter: int = 25,
     random_state: int = 0,
 ) -> tuple[ReturnRiskModel, ReturnLines]:
     """Train the return-risk model on the picks (or lines) bought in [state.cutoff, end)."""
     lines = return_lines(tables, state, end, label_lag_days=label_lag_days, unit=unit)
-    model = ReturnRiskModel(max_iter=max_iter, random_state=random_state)
+    # total step max_iter × rate = 4: 25 trees of 7 leaves at 0.16 predicted as well as 100 of
+    # 15 at 0.08 (AUC, calibration, picks' return rate) for an eighth of the scoring cost
+    model = ReturnRiskModel(
+        max_iter=max_iter, learning_rate=4.0 / max_iter, random_state=random_state
+    )
     if len(lines) == 0:
         return model.fit(np.zeros((1, 0)), np.zeros(1)), lines
     X = pair_features(state, lines.agents, lines.skus)

@@ -71,6 +71,37 @@ class RankingState:
         """`sold_recent` as a pair lookup."""
         return PairLookup(self.sold_recent)
 
+    @cached_property
+    def knn_similarity_to(self) -> sp.csr_matrix:
+        """The item-kNN similarity transposed: row s holds the SKUs that count s a neighbour."""
+        return sp.csr_matrix(self.knn.similarity_.T)
+
+    @cached_property
+    def sold_recent_any(self) -> sp.csr_matrix:
+        """`sold_recent` as 0/1 (she sold a unit of it lately and kept it)."""
+        matrix = sp.csr_matrix(self.sold_recent, dtype=np.float32, copy=True)
+        matrix.data = (matrix.data > 0).astype(np.float32)
+        matrix.eliminate_zeros()
+        return matrix
+
+    @cached_property
+    def content_terms(self) -> tuple[np.ndarray, np.ndarray]:
+        """The non-zero entries of each SKU's content vector: (columns, values), zero-padded.
+
+        A SKU has a handful (category, series, brand, tags, price band) of some 150 columns, so
+        a pair's content score reads those few instead of the whole dense vector.
+        """
+        csr = sp.csr_matrix(self.content)
+        counts = np.diff(csr.indptr)
+        width = max(int(counts.max(initial=0)), 1)
+        cols = np.zeros((self.content.shape[0], width), dtype=np.int64)
+        vals = np.zeros((self.content.shape[0], width), dtype=np.float32)
+        rows = np.repeat(np.arange(csr.shape[0]), counts)
+        slot = np.arange(csr.nnz) - np.repeat(csr.indptr[:-1], counts)
+        cols[rows, slot] = csr.indices
+        vals[rows, slot] = csr.data
+        return cols, vals
+
     @property
     def n_agents(self) -> int:
         """Agents in the id map."""

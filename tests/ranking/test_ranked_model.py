@@ -135,6 +135,8 @@ def test_ranked_rejects_bad_parameters(tiny_ranked: Fitted) -> None:
         ({"share_weight": 2.0}, "share_weight must be in"),
         ({"label_lag_days": 30.0}, "label_lag_days must be in"),
         ({"return_unit": "unit"}, "return_unit must be"),
+        ({"refine_top": 0}, "refine_top must be an integer >= 1 or None"),
+        ({"return_iter": 0}, "return_iter must be an integer >= 1"),
     ]:
         with pytest.raises(ValueError, match=match):
             make_model("ranked", **params).fit(tiny_ranked.dataset)
