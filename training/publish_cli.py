@@ -40,6 +40,21 @@ REDIS_URL_HELP = (
 )
 
 
+def snapshot_meta(resolved: ResolvedModel, data: Path | str) -> dict[str, Any]:
+    """The snapshot meta fields that say which model, run and data made the picks."""
+    return {
+        "model_name": resolved.tags.get("model_name") or getattr(resolved.model, "name", None),
+        "registered_name": resolved.name,
+        "model_version": resolved.version,
+        "run_id": resolved.run_id,
+        "model_uri": resolved.uri,
+        "model_fit": resolved.fit,
+        "config_digest": resolved.tags.get("config_digest"),
+        "data_fingerprint": resolved.tags.get("data_fingerprint"),
+        "data_dir": str(data),
+    }
+
+
 def connect_redis(url: str | None) -> Any:
     """A client for `url` (else REDIS_URL) that answered PING; ValueError with advice if not.
 
@@ -268,17 +283,7 @@ def _run_publish(
     )
     tables = load_tables(data_dir, on_quarantine="warn")
     sku_table = build_sku_table(tables)
-    meta = {
-        "model_name": resolved.tags.get("model_name") or getattr(resolved.model, "name", None),
-        "registered_name": resolved.name,
-        "model_version": resolved.version,
-        "run_id": resolved.run_id,
-        "model_uri": resolved.uri,
-        "model_fit": resolved.fit,
-        "config_digest": resolved.tags.get("config_digest"),
-        "data_fingerprint": resolved.tags.get("data_fingerprint"),
-        "data_dir": str(data_dir),
-    }
+    meta = snapshot_meta(resolved, data_dir)
     return publish_snapshot(
         client,
         target,

@@ -494,6 +494,7 @@ def publish_command(
 ) -> PublishReport:
     """`recsys publish --engine spark`: start the session and publish a resolved model."""
     from recsys.console import console, err_console
+    from training.publish_cli import snapshot_meta
     from training.spark.session import parse_conf, spark_errors, spark_session
 
     conf = parse_conf(spark_conf)
@@ -501,17 +502,7 @@ def publish_command(
         f"publishing {target} picks of {resolved.uri} ({resolved.fit} fit) from {data} "
         f"with Spark ({master})"
     )
-    meta = {
-        "model_name": resolved.tags.get("model_name") or getattr(resolved.model, "name", None),
-        "registered_name": resolved.name,
-        "model_version": resolved.version,
-        "run_id": resolved.run_id,
-        "model_uri": resolved.uri,
-        "model_fit": resolved.fit,
-        "config_digest": resolved.tags.get("config_digest"),
-        "data_fingerprint": resolved.tags.get("data_fingerprint"),
-        "data_dir": str(data),
-    }
+    meta = snapshot_meta(resolved, data)
     with err_console.status("starting Spark") as status, spark_errors("the publish"):
         spark = spark_session(master, conf)
         return publish_with_spark(
