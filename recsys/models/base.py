@@ -242,6 +242,10 @@ class BaseRecommender(ABC):
         sku_idx = self.skus_.to_index(ids_arr, on_unknown="ignore")
         known = sku_idx >= 0
         ids_arr, sku_idx = ids_arr[known], sku_idx[known]
+        # float64 products, kept as float32: the float32 result then no longer depends on how
+        # the SKUs were batched (BLAS kernels differ by shape in the last bits), so every engine
+        # and batch size publishes the same bytes
+        vectors = np.asarray(vectors, dtype=np.float64)
         norms = np.linalg.norm(vectors, axis=1)
         unit = vectors / np.where(norms > 0, norms, 1.0)[:, None]
         frames = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import scipy.sparse as sp
 from hypothesis import given
@@ -234,3 +235,23 @@ def test_implicit_no_positive_interactions_raises(make) -> None:
     empty = make_dataset([], ["u0", "u1"], ["s0", "s1", "s2"], interactions=dense)
     with pytest.raises(EmptyDataError, match="needs positive interactions"):
         make().fit(empty)
+
+
+def test_similar_skus_do_not_depend_on_how_the_skus_are_batched(sim_tiny_dir: Path) -> None:
+    # publish asks for similar SKUs in batches whose size and order differ by engine; the
+    # scores (hence the published bytes) must not
+    from features.dataset import build_dataset
+    from recsys.contract.loader import load_tables
+    from recsys.models import make_model
+
+    model = make_model("als", factors=24, iterations=4, random_state=0)
+    model.fit(build_dataset(load_tables(sim_tiny_dir), "agent"))
+    skus = np.asarray(model.skus_.to_external(np.arange(len(model.skus_))), dtype=object)
+    whole = model.similar_skus(skus, k=10)
+    parts = [model.similar_skus(skus[::-1][i : i + 7], k=10) for i in range(0, len(skus), 7)]
+    chunked = pd.concat(parts, ignore_index=True)
+    key = [C.SKU_ID, C.RANK]
+    whole = whole.sort_values(key).reset_index(drop=True)
+    chunked = chunked.sort_values(key).reset_index(drop=True)
+    assert len(whole) > 1000
+    pd.testing.assert_frame_equal(whole, chunked)
