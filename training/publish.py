@@ -111,7 +111,9 @@ class RollbackResult:
 
 
 @dataclass
-class _Tally:
+class Tally:
+    """What a publish wrote: users, empty lists, picks, dropped picks, bytes, stage timings."""
+
     written: int = 0
     empty: int = 0
     picks: int = 0
@@ -136,7 +138,7 @@ def _write_batch(
     picks: UserPicks,
     reasons: PickReasons | None,
     n_skus: int,
-    tally: _Tally,
+    tally: Tally,
     located: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> None:
     """Encode one batch of lists (with reasons) and write the non-empty ones."""
@@ -284,7 +286,7 @@ def publish_snapshot(
     )
     writer.with_extras = profiles is not None
     extras: dict[str, int] = {}
-    tally = _Tally()
+    tally = Tally()
     live = client.get(keys.pointer(channel))
     with target_lock(client, keys, f"publish {snapshot}"):
         try:
@@ -317,7 +319,7 @@ def publish_snapshot(
                 writer.stage = "writing agent profiles and SKU stats"
                 extras = _write_extras(writer, profiles, sku_stats, sku_pos)
             writer.stage = "writing the meta record"
-            record = _meta_record(
+            record = meta_record(
                 meta, snapshot, target, top_n, writer, tally, fb_names, n_similar, len(sku_pos)
             )
             record["counts"].update(extras)
@@ -333,23 +335,12 @@ def publish_snapshot(
             replaced, older = flip_pointer(client, keys, snapshot, channel)
             tally.timings["verify_flip_s"] = time.perf_counter() - t1
         except BaseException as exc:
-            cleaned = writer.discard()
             if not isinstance(exc, Exception):
+                writer.discard()
                 raise
-            tail = "were deleted" if cleaned else f"expire within {pending_ttl}s"
-            raise PublishError(
-                f"publish of {target} snapshot {snapshot} failed while {writer.stage}: "
-                f"{type(exc).__name__}: {exc}. The live snapshot "
-                f"({live.decode() if live else 'none'}) is unchanged; its partial keys {tail}.",
-                stage=writer.stage,
-                snapshot=snapshot,
-            ) from exc
-    warnings = []
-    try:
-        expiring = expire_snapshots(client, keys, older, ttl_old)
-    except Exception as exc:  # noqa: BLE001 - the flip is done; old keys are only garbage
-        expiring = []
-        warnings.append(f"could not set a TTL on older snapshots {older}: {exc}")
+            reason = f"{type(exc).__name__}: {exc}"
+            raise publish_failed(reason, writer, target, snapshot, live, pending_ttl) from exc
+    expiring, warnings = retire_older(client, keys, older, ttl_old)
     return PublishReport(
         target=target,
         snapshot=snapshot,
@@ -372,13 +363,40 @@ def publish_snapshot(
     )
 
 
-def _meta_record(
+def publish_failed(
+    reason: str, writer: Any, target: str, snapshot: str, live: bytes | None, pending_ttl: int
+) -> PublishError:
+    """Discard a failed publish's partial keys; the error says why (`reason`), at which stage,
+    and that the live snapshot is unchanged (both engines)."""
+    cleaned = writer.discard()
+    tail = "were deleted" if cleaned else f"expire within {pending_ttl}s"
+    return PublishError(
+        f"publish of {target} snapshot {snapshot} failed while {writer.stage}: "
+        f"{reason}. The live snapshot "
+        f"({live.decode() if live else 'none'}) is unchanged; its partial keys {tail}.",
+        stage=writer.stage,
+        snapshot=snapshot,
+    )
+
+
+def retire_older(
+    client: Any, keys: CacheKeys, older: list[str], ttl_old: int
+) -> tuple[list[str], list[str]]:
+    """Put a TTL on the snapshots a flip replaced; (expiring, warnings). After the flip this is
+    only garbage collection, so a failure is a warning, not an error."""
+    try:
+        return expire_snapshots(client, keys, older, ttl_old), []
+    except Exception as exc:  # noqa: BLE001 - the flip is done; old keys are only garbage
+        return [], [f"could not set a TTL on older snapshots {older}: {exc}"]
+
+
+def meta_record(
     meta: Mapping[str, Any],
     snapshot: str,
     target: str,
     top_n: int,
     writer: SnapshotWriter,
-    tally: _Tally,
+    tally: Tally,
     fallbacks: list[str],
     n_similar: int,
     n_skus: int,
@@ -434,7 +452,7 @@ def _write_similar(
 ) -> int:
     """Write each SKU's similar SKUs (when the source knows similarity); return how many."""
     skus = sku_pos.to_numpy(dtype=object)
-    tally = _Tally()
+    tally = Tally()
     for _, chunk in batches(skus, max(1, batch_size // 10)):
         similar = source.similar_for(chunk, k)
         if similar is None:

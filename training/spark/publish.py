@@ -37,23 +37,23 @@ from recsys.cache.snapshot import encode_sku_table
 from recsys.columns import Columns, Tables
 from recsys.data.dataset import user_column
 
-# The meta record (and the tally it reads) come from the local publish itself, so both engines
-# write the same record; a public name for them would make this import less private.
+# The meta record, the tally it reads and the failure and clean-up steps come from the local
+# publish itself, so both engines write the same record and fail and retire alike.
 from training.publish import (
     DEFAULT_PENDING_TTL,
     DEFAULT_TTL_OLD,
     PublishReport,
-    _meta_record,
-    _Tally,
+    Tally,
+    meta_record,
+    publish_failed,
+    retire_older,
 )
 from training.publish_inputs import History
 from training.publish_reasons import PickReasons, encode_fallbacks
 from training.publish_source import ModelSource
 from training.publish_writer import (
     LOCK_TTL,
-    PublishError,
     SnapshotWriter,
-    expire_snapshots,
     flip_pointer,
     fresh_snapshot_id,
     target_lock,
@@ -385,7 +385,7 @@ def publish_with_spark(
         fallbacks=context.broadcast(dict(fallbacks)),
     )
     live = client.get(keys.pointer(channel))
-    tally = _Tally()
+    tally = Tally()
     n_similar = 0
     with target_lock(client, keys, f"publish {snapshot} (spark)"):
         try:
@@ -416,7 +416,7 @@ def publish_with_spark(
                 n_similar = _sum_tallies(spread.mapInPandas(fn, TALLY_SCHEMA))["written"]
                 timings["similar_s"] = time.perf_counter() - t1
             writer.stage = "writing the meta record"
-            record = _meta_record(
+            record = meta_record(
                 {**dict(meta), "engine": "spark"},
                 snapshot,
                 target,
@@ -438,26 +438,15 @@ def publish_with_spark(
             replaced, older = flip_pointer(client, keys, snapshot, channel)
             timings["verify_flip_s"] = time.perf_counter() - t2
         except BaseException as exc:
-            cleaned = writer.discard()
             if not isinstance(exc, Exception):
+                writer.discard()
                 raise
-            tail = "were deleted" if cleaned else f"expire within {pending_ttl}s"
-            raise PublishError(
-                f"publish of {target} snapshot {snapshot} failed while {writer.stage}: "
-                f"{error_line(exc)}. The live snapshot "
-                f"({live.decode() if live else 'none'}) is unchanged; its partial keys {tail}.",
-                stage=writer.stage,
-                snapshot=snapshot,
-            ) from exc
+            reason = error_line(exc)
+            raise publish_failed(reason, writer, target, snapshot, live, pending_ttl) from exc
         finally:
             for shared in (job.model, job.sku_ids, job.fallbacks):
                 shared.unpersist()
-    warnings = []
-    try:
-        expiring = expire_snapshots(client, keys, older, ttl_old)
-    except Exception as exc:  # noqa: BLE001 - the flip is done; old keys are only garbage
-        expiring = []
-        warnings.append(f"could not set a TTL on older snapshots {older}: {exc}")
+    expiring, warnings = retire_older(client, keys, older, ttl_old)
     return PublishReport(
         target=target,
         snapshot=snapshot,
