@@ -97,11 +97,18 @@ class SimWorld:
         cols = np.concatenate([f.skus for f in self.feeds.values()])
         return sp.csr_matrix((np.ones(len(rows), dtype=np.int8), (rows, cols)), shape=shape)
 
-    def step(self, adoption: float) -> DayEvents:
-        """Simulate the next day, agents sharing from their served feeds with `adoption`."""
+    def step(self, adoption: float, *, replicate: int = 0) -> DayEvents:
+        """Simulate the next day, agents sharing from their served feeds with `adoption`.
+
+        Replicate 0 continues the world's own random streams; another replicate number plays
+        the same days on streams of its own (the closed-loop proofs' independent repetitions).
+        """
         day = self.next_day
         policy = PicksSharePolicy(self.picks_matrix(), adoption=adoption)
-        events = step_day(self.world, self.state, day, day_rng(self.seed, day), policy)
+        rng = (
+            day_rng(self.seed, day) if replicate == 0 else replicate_rng(self.seed, day, replicate)
+        )
+        events = step_day(self.world, self.state, day, rng, policy)
         self.next_day += 1
         return events
 
@@ -125,6 +132,11 @@ class SimWorld:
             }
             for n, (ts, a, c, s, req) in zip(ids.tolist(), rows, strict=True)
         ]
+
+
+def replicate_rng(seed: int, day: int, replicate: int) -> np.random.Generator:
+    """Random generator of a day of a world's replicate `replicate` (independent of `day_rng`)."""
+    return np.random.default_rng(np.random.SeedSequence([seed, 1, day, replicate]))
 
 
 def click_rows(
