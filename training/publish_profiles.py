@@ -22,7 +22,6 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from recsys.cache.keys import CacheKeys
 from recsys.columns import Columns, Tables
 
 C = Columns
@@ -39,16 +38,6 @@ PROFILE_FIELDS: tuple[str, ...] = (
 PRICE_QUANTILES: dict[str, float] = {"low": 0.25, "median": 0.5, "high": 0.75}
 RETURNED = "returned"
 _SHARE = "share"
-
-
-def profile_key(keys: CacheKeys, snapshot: str, bucket: int) -> str:
-    """Hash of the profiles of one picks bucket (`CacheKeys.profiles`)."""
-    return keys.profiles(snapshot, bucket)
-
-
-def sku_stats_key(keys: CacheKeys, snapshot: str) -> str:
-    """Hash of the SKUs' return figures (`CacheKeys.sku_stats`)."""
-    return keys.sku_stats(snapshot)
 
 
 def purchase_lines(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:

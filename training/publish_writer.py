@@ -19,7 +19,6 @@ import numpy as np
 
 from recsys.cache.keys import CacheKeys, buckets_of, new_snapshot_id
 from recsys.exceptions import RecsysError
-from training.publish_profiles import profile_key, sku_stats_key
 
 LOCK_TTL = 600
 
@@ -174,7 +173,7 @@ class SnapshotWriter:
         key_of = {
             "picks": self.keys.picks,
             "similar": self.keys.similar,
-            "profiles": lambda snap, b: profile_key(self.keys, snap, b),
+            "profiles": self.keys.profiles,
         }[kind]
         bucket = buckets_of(members, n)
         order = np.argsort(bucket, kind="stable")
@@ -199,7 +198,7 @@ class SnapshotWriter:
         """HSET SKU return figures into the snapshot's stats hash (one round trip)."""
         if not members:
             return
-        key = sku_stats_key(self.keys, self.snapshot)
+        key = self.keys.sku_stats(self.snapshot)
         args: list[bytes] = []
         for member, value in zip(members, values, strict=True):
             args += (member, value)
@@ -214,8 +213,8 @@ class SnapshotWriter:
         """Check the profile and SKU-stat counts in Redis; raise RuntimeError if they differ."""
         pipe = self.client.pipeline(transaction=False)
         for b in range(self.n_buckets):
-            pipe.hlen(profile_key(self.keys, self.snapshot, b))
-        pipe.hlen(sku_stats_key(self.keys, self.snapshot))
+            pipe.hlen(self.keys.profiles(self.snapshot, b))
+        pipe.hlen(self.keys.sku_stats(self.snapshot))
         replies = pipe.execute()
         found = (sum(replies[:-1]), replies[-1])
         if found != (n_profiles, n_sku_stats):
@@ -325,8 +324,8 @@ def snapshot_key_names(client: Any, keys: CacheKeys, snapshot: str) -> list[str]
 
 def extra_key_names(keys: CacheKeys, snapshot: str, n_buckets: int) -> list[str]:
     """The profile hashes (one per picks bucket) and the SKU stats hash of a snapshot."""
-    names = [profile_key(keys, snapshot, b) for b in range(n_buckets)]
-    return [*names, sku_stats_key(keys, snapshot)]
+    names = [keys.profiles(snapshot, b) for b in range(n_buckets)]
+    return [*names, keys.sku_stats(snapshot)]
 
 
 def expire_snapshots(client: Any, keys: CacheKeys, snapshots: list[str], ttl: int) -> list[str]:

@@ -19,8 +19,6 @@ from training.publish_inputs import build_fallbacks, build_sku_table, user_ids
 from training.publish_profiles import (
     build_agent_profiles,
     build_sku_stats,
-    profile_key,
-    sku_stats_key,
 )
 from training.publish_writer import expire_snapshots, snapshot_key_names
 
@@ -98,7 +96,7 @@ def test_profiles_and_stats_round_trip_through_redis(redis_client: Any) -> None:
     meta = load_snapshot(redis_client, "agent").meta
     assert (meta["counts"]["profiles"], meta["counts"]["sku_stats"]) == (24, 20)
     snap = world.current
-    stored = redis_client.hget(profile_key(KEYS, snap, bucket_of("a00", 4)), "a00")
+    stored = redis_client.hget(KEYS.profiles(snap, bucket_of("a00", 4)), "a00")
     assert orjson.loads(stored) == {
         "region": "north",
         "tier": 1,
@@ -109,25 +107,25 @@ def test_profiles_and_stats_round_trip_through_redis(redis_client: Any) -> None:
         "price_band": {"low": 10.0, "median": 10.0, "high": 11.0},
         "top_categories": [{"category": "snacks", "share": 1.0}],
     }
-    stats = redis_client.hget(sku_stats_key(KEYS, snap), "s01")
+    stats = redis_client.hget(KEYS.sku_stats(snap), "s01")
     assert orjson.loads(stats) == {"units": 8, "returned": 1, "return_rate": 0.125}
     # The explorer finds records where the publisher put them.
     snapshot = load_snapshot(redis_client, "agent")
     for agent in world.profiles.index:
-        key = profile_key(KEYS, snap, bucket_of(agent, 4))
+        key = KEYS.profiles(snap, bucket_of(agent, 4))
         assert profile_location(snapshot, agent) == (key, agent)
     # The names the cache contract documents (section 11), built in one place.
     bucket = bucket_of("a00", 4)
     assert KEYS.profiles(snap, bucket) == f"reco:v1:agent:{snap}:picks:{bucket}:profiles"
-    assert KEYS.sku_stats(snap) == sku_stats_key(KEYS, snap) == f"reco:v1:agent:{snap}:skus:stats"
+    assert KEYS.sku_stats(snap) == f"reco:v1:agent:{snap}:skus:stats"
 
 
 def test_profile_keys_live_and_expire_with_their_snapshot(redis_client: Any) -> None:
     world = publish_world(redis_client)
     names = snapshot_key_names(redis_client, KEYS, world.current)
     assert names is not None
-    extras = [profile_key(KEYS, world.current, b) for b in range(4)]
-    extras.append(sku_stats_key(KEYS, world.current))
+    extras = [KEYS.profiles(world.current, b) for b in range(4)]
+    extras.append(KEYS.sku_stats(world.current))
     assert names[:5] == extras and names[-1] == KEYS.meta(world.current)
     assert all(redis_client.ttl(k) == -1 for k in names)  # live: no TTL
     expire_snapshots(redis_client, KEYS, [world.current], 1000)
