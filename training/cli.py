@@ -19,6 +19,11 @@ MASTER_HELP = (
 SPARK_CONF_HELP = (
     "Spark setting key=value, repeatable (--engine spark), e.g. spark.executor.memory=8g."
 )
+NO_CACHE_HELP = (
+    "Validate the data afresh and neither read nor write the table cache (validated tables, "
+    "data fingerprint, baseline scores, oracle picks; docs/data-contract.md), like "
+    "RECSYS_TABLE_CACHE=off. Local engine."
+)
 
 
 def train(
@@ -42,6 +47,7 @@ def train(
     engine: Annotated[str | None, typer.Option(help=ENGINE_HELP)] = None,
     spark_master: Annotated[str, typer.Option(help=MASTER_HELP)] = "local[*]",
     spark_conf: Annotated[list[str] | None, typer.Option(help=SPARK_CONF_HELP)] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help=NO_CACHE_HELP)] = False,
 ) -> None:
     """Train one model, evaluate it on a temporal holdout and record it in MLflow."""
     from training.config import ENGINES, load_config, parse_param
@@ -83,15 +89,17 @@ def train(
 
             result = train_command(cfg, master=spark_master, spark_conf=parse_conf(spark_conf))
         else:
-            result = run_training(cfg)
+            result = run_training(cfg, cache=False if no_cache else None)
     _print_metrics(result.metrics, cfg.ks, cfg.primary_metric)
     times = ", ".join(f"{k} {v:.1f}s" for k, v in result.timings.items())
     console.print(f"timings: {times}")
     if result.run_id:
-        console.print(
-            f"MLflow run {result.run_id}; registered {cfg.registered_name} "
-            f"v{result.model_version} as @challenger"
+        registered = (
+            f"registered {cfg.registered_name} v{result.model_version} as @challenger"
+            if result.model_version
+            else "not registered"
         )
+        console.print(f"MLflow run {result.run_id}; {registered}")
         console.print(f"browse: {ui_command()}")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import tempfile
+import time
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -67,82 +68,105 @@ def log_run(
     """
     import mlflow
     from mlflow import MlflowClient
+    from mlflow.entities import Metric, Param, RunTag
 
     from features.fingerprint import fingerprint_tables
-    from training.plots import plot_metric_curves, plot_segments
     from training.pyfunc import MODEL_ARTIFACT, RecommenderPyfunc, signature_for
-    from training.train import save_model_dir
 
     config = result.config
     configure_tracking()
     experiment_id = ensure_experiment(config.experiment_name)
     fingerprint = dataset.meta.get("fingerprint") or fingerprint_tables(tables)
-    with mlflow.start_run(
-        experiment_id=experiment_id, run_name=f"{config.model}-{config.target}"
-    ) as run:
-        mlflow.log_params(config.flat())
-        mlflow.log_params(_fingerprint_params(fingerprint))
-        mlflow.set_tags(
-            {
-                "git_commit": git_commit(),
-                "seed": str(config.seed),
-                "target": config.target,
-                "model_name": config.model,
-                "cutoff": str(split.cutoff),
-                "config_digest": config.digest(),
-                "data_fingerprint": str(fingerprint.get("digest", "")),
-            }
+    cutoff = str(split.cutoff)
+    client = MlflowClient()
+    with (
+        tempfile.TemporaryDirectory(prefix="recsys-run-") as tmp,
+        mlflow.start_run(
+            experiment_id=experiment_id, run_name=f"{config.model}-{config.target}"
+        ) as run,
+    ):
+        run_id = run.info.run_id
+        # Params and tags before the model, which takes the run's params as its own; the
+        # metrics after it: logged before, MLflow would link each metric to it one query at a
+        # time (seconds for a thousand segment metrics). MLflow splits each call into as few
+        # batches (one database commit each) as its limits allow.
+        params = {**config.flat(), **_fingerprint_params(fingerprint)}
+        tags = {
+            "git_commit": git_commit(),
+            "seed": str(config.seed),
+            "target": config.target,
+            "model_name": config.model,
+            "cutoff": cutoff,
+            "config_digest": config.digest(),
+            "data_fingerprint": str(fingerprint.get("digest", "")),
+        }
+        client.log_batch(
+            run_id,
+            params=[Param(k, v) for k, v in params.items()],
+            tags=[RunTag(k, v) for k, v in tags.items()],
         )
-        # The model goes first: logged after the metrics, MLflow links each metric to it one
-        # query at a time (seconds for a thousand segment metrics).
-        if full_model is not None:
-            mlflow.log_artifacts(str(save_model_dir(full_model)), artifact_path=FULL_MODEL_ARTIFACT)
+        folder = Path(tmp)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             info = mlflow.pyfunc.log_model(
                 name="model",
                 python_model=RecommenderPyfunc(),
-                artifacts={MODEL_ARTIFACT: str(save_model_dir(result.model))},
+                artifacts={MODEL_ARTIFACT: str(result.model.save(folder / MODEL_ARTIFACT))},
                 signature=signature_for(config.target),
-                registered_model_name=config.registered_name if config.register_model else None,
                 pip_requirements=PIP_REQUIREMENTS,
             )
-        mlflow.log_metrics({mlflow_key(k): float(v) for k, v in result.metrics.items()})
-        mlflow.log_metrics({f"time.{k}": v for k, v in result.timings.items()})
-        with tempfile.TemporaryDirectory() as tmp:
-            tmp_path = Path(tmp)
-            (tmp_path / "metrics.json").write_text(
-                json.dumps(result.metrics, indent=2, sort_keys=True)
-            )
-            (tmp_path / "fingerprint.json").write_text(
-                json.dumps(fingerprint, indent=2, default=str)
-            )
-            (tmp_path / "config.json").write_text(config.model_dump_json(indent=2))
-            mlflow.log_artifacts(tmp, artifact_path="evaluation")
-            result.per_user.to_parquet(tmp_path / "per_user.parquet")
-            mlflow.log_artifact(str(tmp_path / "per_user.parquet"), artifact_path="evaluation")
-            plots = tmp_path / "plots"
-            plots.mkdir()
-            plot_metric_curves(result.metrics, config.ks, plots / "metrics_at_k.png")
-            plot_segments(result.metrics, config.primary_metric, plots / "segments.png")
-            mlflow.log_artifacts(str(plots), artifact_path="plots")
-        version = getattr(info, "registered_model_version", None)
-        run_id = run.info.run_id
-    if version is not None:
-        client = MlflowClient()
-        client.set_registered_model_alias(config.registered_name, CHALLENGER, str(version))
-        tags = {
-            "run_id": run_id,
-            "model_name": config.model,
-            "primary_metric": config.primary_metric,
-            config.primary_metric: f"{result.metrics.get(config.primary_metric, float('nan')):.6f}",
-            "data_fingerprint": str(fingerprint.get("digest", "")),
-            "holdout_days": str(config.holdout_days),
-            "cutoff": str(split.cutoff),
-        }
-        for key, value in tags.items():
-            client.set_model_version_tag(config.registered_name, str(version), key, value)
-    return run_id, (str(version) if version is not None else None)
+        metrics = {mlflow_key(k): float(v) for k, v in result.metrics.items()}
+        metrics.update({f"time.{k}": float(v) for k, v in result.timings.items()})
+        now = int(time.time() * 1000)
+        # linked to the logged model (step 0), as `mlflow.log_metrics` links them
+        client.log_batch(
+            run_id,
+            metrics=[
+                Metric(k, v, now, 0, model_id=info.model_id, run_id=run_id)
+                for k, v in metrics.items()
+            ],
+        )
+        # Evaluation files, plots and the refit model: one upload of one folder.
+        files = folder / "artifacts"
+        _write_run_files(result, fingerprint, files)
+        if full_model is not None:
+            full_model.save(files / FULL_MODEL_ARTIFACT)
+        mlflow.log_artifacts(str(files))
+    if not config.register_model:
+        return run_id, None
+    # Registered after the run, with its tags in the same request; the alias moves last, so
+    # @challenger never points at a version without them.
+    primary = result.metrics.get(config.primary_metric, float("nan"))
+    version_tags = {
+        "run_id": run_id,
+        "model_name": config.model,
+        "primary_metric": config.primary_metric,
+        config.primary_metric: f"{primary:.6f}",
+        "data_fingerprint": str(fingerprint.get("digest", "")),
+        "holdout_days": str(config.holdout_days),
+        "cutoff": cutoff,
+    }
+    registered = mlflow.register_model(info.model_uri, config.registered_name, tags=version_tags)
+    version = str(registered.version)
+    client.set_registered_model_alias(config.registered_name, CHALLENGER, version)
+    return run_id, version
+
+
+def _write_run_files(result: TrainResult, fingerprint: dict[str, Any], out: Path) -> None:
+    """The run's evaluation files and plots, laid out as its artifact folders under `out`."""
+    from training.plots import plot_metric_curves, plot_segments
+
+    config = result.config
+    evaluation = out / "evaluation"
+    evaluation.mkdir(parents=True)
+    (evaluation / "metrics.json").write_text(json.dumps(result.metrics, indent=2, sort_keys=True))
+    (evaluation / "fingerprint.json").write_text(json.dumps(fingerprint, indent=2, default=str))
+    (evaluation / "config.json").write_text(config.model_dump_json(indent=2))
+    result.per_user.to_parquet(evaluation / "per_user.parquet")
+    plots = out / "plots"
+    plots.mkdir()
+    plot_metric_curves(result.metrics, config.ks, plots / "metrics_at_k.png")
+    plot_segments(result.metrics, config.primary_metric, plots / "segments.png")
 
 
 def get_version(name: str, alias: str) -> ModelVersion | None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ from training.config import TrainConfig
 
 if TYPE_CHECKING:
     from recsys.contract.table_cache import CacheEntry
+    from training.tracking import TrackingWarmup
 
 C = Columns
 PER_USER_FILE = "per_user.parquet"
@@ -73,11 +73,14 @@ def oracle_metrics(
     *,
     max_users: int = 1_000,
     seed: int = 0,
+    cache: bool | None = None,
 ) -> dict[str, float]:
     """`oracle_share_at_k`: true expected kept purchases of the picks / of the oracle's picks.
 
     Only for simulated data (a `truth/` folder next to the tables); evaluation may read it,
     training never does. Over `max_users` evaluated users, it is estimated on a random sample.
+    The oracle's picks are kept in the table cache unless `cache` (or `RECSYS_TABLE_CACHE`)
+    turns it off.
     """
     from recsys.simulation import truth as sim_truth
 
@@ -96,7 +99,9 @@ def oracle_metrics(
         if target == "agent"
         else sim_truth.expected_kept_purchases_customer
     )
-    cached = _oracle_cache_file(Path(data_dir), target, ids, max(ks), cutoff, horizon_days)
+    cached = _oracle_cache_file(
+        Path(data_dir), target, ids, max(ks), cutoff, horizon_days, cache=cache
+    )
     oracle = _read_oracle(cached)
     if oracle is None:
         oracle = sim_truth.oracle_picks(truth, ids, max(ks), target=target, at=cutoff)
@@ -113,7 +118,14 @@ def oracle_metrics(
 
 
 def _oracle_cache_file(
-    data_dir: Path, target: str, ids: np.ndarray, k: int, cutoff: pd.Timestamp, horizon: float
+    data_dir: Path,
+    target: str,
+    ids: np.ndarray,
+    k: int,
+    cutoff: pd.Timestamp,
+    horizon: float,
+    *,
+    cache: bool | None = None,
 ) -> Path | None:
     """Where the oracle's picks for these users are cached; None when caching is off.
 
@@ -125,7 +137,7 @@ def _oracle_cache_file(
 
     root = cache_root(data_dir)
     folder = root / ORACLE_CACHE_DIR
-    if not cache_enabled(None) or not writable_dir(folder):
+    if not cache_enabled(cache) or not writable_dir(folder):
         return None
     truth_files = sorted(p for p in (data_dir / "truth").rglob("*") if p.is_file())
     digest = hashlib.sha256(package_digest("recsys.simulation").encode())
@@ -197,21 +209,27 @@ class Prepared:
     cache_entry: CacheEntry | None = None
 
 
-def prepare(config: TrainConfig) -> tuple[dict[str, pd.DataFrame], Any, Dataset]:
+def prepare(
+    config: TrainConfig, *, cache: bool | None = None
+) -> tuple[dict[str, pd.DataFrame], Any, Dataset]:
     """Load and validate the tables, split them in time and build the training dataset."""
-    prepared = prepare_cached(config)
+    prepared = prepare_cached(config, cache=cache)
     return prepared.tables, prepared.split, prepared.dataset
 
 
-def prepare_cached(config: TrainConfig) -> Prepared:
-    """`prepare`, also returning the table cache entry (for results derived from the tables)."""
+def prepare_cached(config: TrainConfig, *, cache: bool | None = None) -> Prepared:
+    """`prepare`, also returning the table cache entry (for results derived from the tables).
+
+    `cache` = False loads without the table cache (validating afresh, storing nothing); None
+    leaves it to `RECSYS_TABLE_CACHE`.
+    """
     from features.dataset import build_dataset
     from features.fingerprint import fingerprint_cached
     from features.weights import InteractionWeights
     from recsys.contract.loader import load_tables_cached
     from recsys.evaluation.splitters import temporal_split
 
-    loaded = load_tables_cached(config.data, on_quarantine="warn")
+    loaded = load_tables_cached(config.data, on_quarantine="warn", cache=cache)
     tables = loaded.tables
     if len(tables[Tables.PURCHASES]) == 0:
         raise EmptyDataError(f"no purchases in {config.data}: nothing to train on")
@@ -238,7 +256,9 @@ def prepare_cached(config: TrainConfig) -> Prepared:
     return Prepared(tables, split, dataset, loaded.cache_entry)
 
 
-def _baseline_file(config: TrainConfig, entry: CacheEntry | None) -> Path | None:
+def _baseline_file(
+    config: TrainConfig, entry: CacheEntry | None, cache: bool | None = None
+) -> Path | None:
     """Where the popularity baseline's per-user metric for this holdout is cached, if anywhere.
 
     It depends on the tables (the entry), the settings below and the code that computes it, all
@@ -247,7 +267,7 @@ def _baseline_file(config: TrainConfig, entry: CacheEntry | None) -> Path | None
     from recsys.contract.cache_key import package_digest, source_digest
     from recsys.contract.table_cache import cache_enabled
 
-    if entry is None or not cache_enabled(None):
+    if entry is None or not cache_enabled(cache):
         return None
     digest = hashlib.sha256()
     for package in ("features", "recsys.data", "recsys.evaluation", "recsys.models"):
@@ -274,11 +294,12 @@ def baseline_per_user(
     truth: pd.DataFrame,
     segments: pd.DataFrame | None,
     entry: CacheEntry | None = None,
+    cache: bool | None = None,
 ) -> pd.DataFrame:
     """The popularity baseline's per-user primary metric on the holdout (cached when possible)."""
     from recsys.models import make_model
 
-    path = _baseline_file(config, entry)
+    path = _baseline_file(config, entry, cache)
     if path is not None and path.is_file():
         try:
             return pd.read_parquet(path)
@@ -296,25 +317,49 @@ def baseline_per_user(
     return per_user
 
 
-def fit_model(config: TrainConfig, dataset: Dataset) -> tuple[BaseRecommender, float]:
-    """The configured model fitted on `dataset`, and the seconds the fit took."""
+def fit_model(
+    config: TrainConfig, dataset: Dataset, *, alongside: TrackingWarmup | None = None
+) -> tuple[BaseRecommender, float]:
+    """The configured model fitted on `dataset`, and the seconds the fit took.
+
+    `alongside` is started just before the fit itself (see `TrackingWarmup`).
+    """
     from recsys.models import make_model
 
     model = make_model(config.model, random_state=config.seed, **config.params)
     start = time.perf_counter()
+    if alongside is not None:
+        alongside.start()
     model.fit(dataset)
     return model, time.perf_counter() - start
 
 
-def run_training(config: TrainConfig, *, log_to_mlflow: bool = True) -> TrainResult:
-    """Run one training job end to end and (by default) record it as an MLflow run."""
+def run_training(
+    config: TrainConfig, *, log_to_mlflow: bool = True, cache: bool | None = None
+) -> TrainResult:
+    """Run one training job end to end and (by default) record it as an MLflow run.
+
+    `cache` = False runs without the table cache and the results kept beside it (the data is
+    validated afresh and nothing is stored); None leaves it to `RECSYS_TABLE_CACHE`.
+    """
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    prepared = prepare_cached(config)
+    prepared = prepare_cached(config, cache=cache)
     tables, split, dataset = prepared.tables, prepared.split, prepared.dataset
     timings["prepare_s"] = time.perf_counter() - t0
 
-    model, timings["fit_s"] = fit_model(config, dataset)
+    warmup = None
+    if log_to_mlflow:
+        from training.tracking import TrackingWarmup
+
+        # MLflow loads while the model fits, and is waited for before evaluating (the wait
+        # counts as logging time).
+        warmup = TrackingWarmup(config.experiment_name)
+    model, timings["fit_s"] = fit_model(config, dataset, alongside=warmup)
+    waited = time.perf_counter()
+    if warmup is not None:
+        warmup.wait()
+    waited = time.perf_counter() - waited
     t1 = time.perf_counter()
     truth = split.truth(config.target)
     if len(truth) == 0:
@@ -333,10 +378,11 @@ def run_training(config: TrainConfig, *, log_to_mlflow: bool = True) -> TrainRes
             config.ks,
             config.holdout_days,
             seed=config.seed,
+            cache=cache,
         )
     )
     # The popularity baseline on the same holdout: a first champion must beat it.
-    base_per_user = baseline_per_user(config, dataset, truth, segments, prepared.cache_entry)
+    base_per_user = baseline_per_user(config, dataset, truth, segments, prepared.cache_entry, cache)
     per_user = per_user.join(base_per_user.add_prefix("popular."), how="outer").fillna(0.0)
     timings["evaluate_s"] = time.perf_counter() - t1
 
@@ -360,7 +406,7 @@ def run_training(config: TrainConfig, *, log_to_mlflow: bool = True) -> TrainRes
 
         t2 = time.perf_counter()
         result.run_id, result.model_version = log_run(result, split, dataset, tables, full_model)
-        timings["log_s"] = time.perf_counter() - t2
+        timings["log_s"] = time.perf_counter() - t2 + waited
     timings["total_s"] = time.perf_counter() - t0
     return result
 
@@ -368,8 +414,3 @@ def run_training(config: TrainConfig, *, log_to_mlflow: bool = True) -> TrainRes
 def metrics_json(result: TrainResult) -> str:
     """The run's metrics as pretty JSON (sorted keys)."""
     return json.dumps(result.metrics, indent=2, sort_keys=True)
-
-
-def save_model_dir(model: BaseRecommender) -> Path:
-    """Save a model into a fresh temporary folder (for logging as an artifact)."""
-    return model.save(Path(tempfile.mkdtemp(prefix="recsys-model-")) / "recommender")

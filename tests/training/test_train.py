@@ -117,3 +117,104 @@ def test_train_fails_clearly_on_bad_input(
     assert "Traceback" not in result.output
     with pytest.raises(EmptyDataError, match="no purchases"):
         run_training(load_config(None, data=empty, model="popular"), log_to_mlflow=False)
+
+
+def test_logged_run_holds_everything_the_run_computed(tiny_data: Path, mlflow_store: Path) -> None:
+    from training.registry import FULL_MODEL_ARTIFACT, load_per_user, load_recommender, mlflow_key
+
+    cfg = load_config(
+        None,
+        data=tiny_data,
+        model="als",
+        params={"iterations": 2, "factors": 4},
+        refit_full=True,
+        experiment="test-run-content",
+    )
+    result = run_training(cfg)
+    run = mlflow.get_run(result.run_id)
+    # every metric (more than one batch's worth of keys would still all arrive) and timing
+    logged = run.data.metrics
+    assert {mlflow_key(k): v for k, v in result.metrics.items()}.items() <= logged.items()
+    timings = {k.removeprefix("time."): v for k, v in logged.items() if k.startswith("time.")}
+    assert set(timings) == set(result.timings) - {"log_s", "total_s"}
+    assert run.data.params["model.factors"] == "4" and run.data.params["refit_full"] == "True"
+    assert run.data.params["data.digest"] == run.data.tags["data_fingerprint"] != ""
+    assert {"git_commit", "seed", "target", "model_name", "cutoff", "config_digest"} <= set(
+        run.data.tags
+    )
+    client = MlflowClient()
+    files = {
+        a.path
+        for top in ("evaluation", "plots")
+        for a in client.list_artifacts(run.info.run_id, top)
+    }
+    assert files == {
+        "evaluation/metrics.json",
+        "evaluation/fingerprint.json",
+        "evaluation/config.json",
+        "evaluation/per_user.parquet",
+        "plots/metrics_at_k.png",
+        "plots/segments.png",
+    }
+    pd.testing.assert_frame_equal(load_per_user(run.info.run_id), result.per_user)
+    full = {a.path for a in client.list_artifacts(run.info.run_id, FULL_MODEL_ARTIFACT)}
+    assert full == {
+        f"{FULL_MODEL_ARTIFACT}/{f}" for f in ("model.pkl", "users.parquet", "skus.parquet")
+    }
+    assert type(load_recommender(run.info.run_id, prefer_full=True)) is type(result.model)
+    # the registered version carries its provenance, and @challenger points at it
+    version = client.get_model_version("item-to-agent", result.model_version)
+    assert version.run_id == result.run_id
+    assert version.tags["run_id"] == result.run_id
+    assert version.tags["primary_metric"] == cfg.primary_metric
+    assert float(version.tags[cfg.primary_metric]) == pytest.approx(
+        result.metrics[cfg.primary_metric], abs=1e-6
+    )
+    assert version.tags["cutoff"] == run.data.tags["cutoff"]
+    assert version.tags["data_fingerprint"] == run.data.tags["data_fingerprint"]
+    assert version.tags["holdout_days"] == str(cfg.holdout_days)
+    assert str(get_version("item-to-agent", CHALLENGER).version) == result.model_version
+
+
+def test_cli_run_in_a_fresh_interpreter_logs_the_run(tiny_data: Path, mlflow_store: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    import recsys
+
+    # Here MLflow is first imported by the warm-up thread, while the model fits.
+    command = [sys.executable, "-m", "recsys", "train", "--data", str(tiny_data)]
+    command += ["--model", "als", "-p", "iterations=2", "--experiment", "test-fresh"]
+    command += ["--no-register"]
+    env = {**os.environ, "RECSYS_MLRUNS": str(mlflow_store)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    client = MlflowClient()
+    experiment = client.get_experiment_by_name("test-fresh")
+    (run,) = client.search_runs([experiment.experiment_id])
+    assert run.info.run_id in done.stdout and "not registered" in done.stdout
+    assert run.data.params["model"] == "als"
+    main_file = Path(recsys.__file__).with_name("__main__.py")
+    assert run.data.tags["mlflow.source.name"] == str(main_file)
+    assert run.data.metrics["kept_ndcg_at_20"] > 0
+    assert {"time.prepare_s", "time.fit_s", "time.evaluate_s"} <= set(run.data.metrics)
+    loaded = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model")
+    agents = pd.read_parquet(tiny_data / "agents.parquet")["agent_id"].head(2)
+    assert len(loaded.predict(pd.DataFrame({"agent_id": agents}), params={"k": 3})) == 6
+
+
+def test_tracking_warmup_never_creates_a_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from training.tracking import DB_FILE, TrackingWarmup
+
+    monkeypatch.setenv("RECSYS_MLRUNS", str(tmp_path / "mlruns"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    warmup = TrackingWarmup("item-to-agent")
+    warmup.start()
+    warmup.wait()
+    assert not (tmp_path / "mlruns" / DB_FILE).exists()
+    warmup.wait()  # waiting again (or for one never started) returns at once
+    TrackingWarmup("item-to-agent").wait()

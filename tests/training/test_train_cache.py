@@ -47,3 +47,31 @@ def test_other_settings_do_not_reuse_the_baseline(data: Path) -> None:
     assert entry is not None
     assert len(list((entry.path / "derived").glob("popular-per-user-*.parquet"))) == 2
     assert first.per_user.index.tolist() != other.per_user.index.tolist()
+
+
+def test_no_cache_option_trains_without_touching_the_cache(data: Path) -> None:
+    from mlflow import MlflowClient
+    from typer.testing import CliRunner
+
+    from recsys.cli import app
+
+    args = ["train", "--data", str(data), "--model", "popular", "--no-register"]
+    args += ["--experiment", "test-no-cache"]
+    uncached = CliRunner().invoke(app, [*args, "--no-cache"])
+    assert uncached.exit_code == 0, uncached.output
+    assert not (data / CACHE_DIRNAME).exists()
+    cached = CliRunner().invoke(app, args)
+    assert cached.exit_code == 0, cached.output
+    assert (data / CACHE_DIRNAME).is_dir()
+    # the same metrics either way, as logged with each run
+    client = MlflowClient()
+    runs = client.search_runs(
+        [client.get_experiment_by_name("test-no-cache").experiment_id],
+        order_by=["attributes.start_time ASC"],
+    )
+    assert len(runs) == 2
+    first, second = (
+        {k: v for k, v in run.data.metrics.items() if not k.startswith("time.")} for run in runs
+    )
+    assert first == second and "kept_ndcg_at_20" in first
+    assert "--no-cache" in CliRunner().invoke(app, ["train", "--help"]).output
