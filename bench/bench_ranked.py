@@ -8,10 +8,11 @@
 `quality` replays the circuit breaker day by day against the simulator's incidents; `models`
 trains the ranked model and the single models on the same split (the settings of
 bench/bench_models.py) and scores them with the metrics of docs/metrics.md, plus the share of
-returned units among hits, new agents' kept NDCG and the return-risk model's calibration;
-`speed` times scoring every agent against plain ALS `recommend` in the same rounds
-(docs/benchmarks.md, "Sell-with-confidence ranker: speed"); `real` is `models` on the
-Online Retail import (no oracle there). Simulated data is written to --workdir when missing.
+returned units among hits, new agents' kept NDCG and the return-risk model's calibration
+(docs/benchmarks.md, "Sell-with-confidence ranker: quality"); `speed` times scoring every agent
+against plain ALS `recommend` in the same rounds (docs/benchmarks.md, "Sell-with-confidence
+ranker: speed"); `real` is `models` on the Online Retail import (no oracle there). Simulated
+data is written to --workdir when missing.
 """
 
 from __future__ import annotations
@@ -39,13 +40,20 @@ C = Columns
 K = 20
 LOG = {"log_scale": True}
 SINGLES = ("popular_region", "repeat", "itemknn", "als", "lightfm", "blend")
-# name -> RankedRecommender parameters: the default, the ablations docs/benchmarks.md
-# discusses (no return charge; no audience; a dearer return), and the speed settings of
-# docs/benchmarks.md (twice the trees, item-kNN as a source or not at all, share ranker on all)
+# name -> RankedRecommender parameters: the default (return cost 5), the return-cost curve of
+# docs/benchmarks.md (0 to 12, a line's risk, a P(kept) ranker), the ablations it discusses (no
+# audience, units), and its speed settings (twice the trees, item-kNN as a source or not at
+# all, share ranker on all)
 RANKED: dict[str, dict[str, Any]] = {
     "ranked": {},
     "ranked_no_return_cost": {"return_cost": 0.0},
-    "ranked_return_cost_5": {"return_cost": 5.0},
+    "ranked_return_cost_2": {"return_cost": 2.0},
+    "ranked_return_cost_3": {"return_cost": 3.0},
+    "ranked_return_cost_8": {"return_cost": 8.0},
+    "ranked_return_cost_10": {"return_cost": 10.0},
+    "ranked_return_cost_12": {"return_cost": 12.0},
+    "ranked_line_risk_cost_8": {"return_cost": 8.0, "return_unit": "line"},
+    "ranked_kept_cost_5": {"label": "kept", "share_weight": 0.0, "return_cost": 5.0},
     "ranked_no_audience": {"use_audience": False},
     "ranked_units": {"label": "units", "value": "units"},
     "ranked_line_risk": {"return_unit": "line"},

@@ -105,7 +105,7 @@ class RankedRecommender(BaseRecommender):
         share_weight: float = 0.3,
         label_lag_days: float = 7.0,
         value: str = "purchases",
-        return_cost: float = 3.0,
+        return_cost: float = 5.0,
         return_unit: str = "pick",
         als_factors: int = 64,
         als_regularization: float = 0.1,
