@@ -8,6 +8,10 @@ trained: a new SKU is scored from its category, brand, tags..., a new agent from
 and so on. This is what lets LightFM recommend new launches, which pure CF cannot (issue 3).
 Training sees only the SKUs someone bought, so new SKUs are never sampled as negatives.
 
+A SKU launched within `cold_sku_days` of the cutoff that has sold is scored from its identity (at
+its training weight: who its first sellers and buyers were) plus its side features at the full
+weight a never-sold SKU gets (its few days of sales cannot yet say how much it will sell).
+
 Only positive pairs (weight > 0) are fitted; negative weights (returns outweighing purchases)
 are dropped, as for ALS and BPR. With `use_weights`, the weights are passed as LightFM sample
 weights, divided by their mean so `learning_rate` keeps its meaning.
@@ -86,11 +90,38 @@ def hybrid_features(
     return _row_normalised(matrix)
 
 
+def young_features(hybrid: sp.csr_matrix, side: sp.csr_matrix) -> sp.csr_matrix:
+    """Rows of a young SKU: the identity block of `hybrid` plus `side` at the weight of a cold row.
+
+    `hybrid` is `hybrid_features(side, warm, share)` (identity columns first, one per row); the
+    side block is replaced by `side` normalised to sum 1, as `hybrid_features` weighs a row with no
+    identity, so the row sums to 1 + the identity's weight.
+    """
+    n = hybrid.shape[0]
+    cold = hybrid_features(side, np.zeros(n, dtype=bool), None)
+    matrix = sp.hstack([hybrid[:, :n], cold[:, n:]], format="csr", dtype=np.float32)
+    matrix.eliminate_zeros()
+    return matrix
+
+
 def _without(frame: pd.DataFrame | None, columns: tuple[str, ...]) -> pd.DataFrame | None:
     """`frame` without the named columns (those it has)."""
     if frame is None or not columns:
         return frame
     return frame.drop(columns=[c for c in columns if c in frame.columns])
+
+
+def _replace_rows(matrix: sp.csr_matrix, rows: np.ndarray, values: sp.csr_matrix) -> sp.csr_matrix:
+    """`matrix` with `rows` replaced by the rows of `values` (same column count)."""
+    keep = np.ones(matrix.shape[0], dtype=np.float32)
+    keep[rows] = 0.0
+    placed = sp.csr_matrix(
+        (np.ones(len(rows), dtype=np.float32), (rows, np.arange(len(rows)))),
+        shape=(matrix.shape[0], len(rows)),
+    )
+    out = sp.csr_matrix(sp.diags(keep) @ matrix + placed @ values, dtype=np.float32)
+    out.eliminate_zeros()
+    return out
 
 
 def _row_normalised(matrix: sp.csr_matrix) -> sp.csr_matrix:
@@ -110,7 +141,7 @@ class LightFMRecommender(BaseRecommender):
     loss
         LightFM loss: "warp" (default), "bpr", "warp-kos" or "logistic".
     epochs
-        Passes over the positive interactions.
+        Passes over the positive interactions (20 gave a lower kept NDCG@20 on `small`).
     learning_rate
         Initial adagrad step size.
     item_alpha, user_alpha
@@ -129,10 +160,22 @@ class LightFMRecommender(BaseRecommender):
         bury exactly the new launches the features are there to score.
     identity_share
         Weight of a known user's/SKU's own identity feature against all its side features
-        (which share the rest); None weighs every non-zero feature alike.
+        (which share the rest); None weighs every non-zero feature alike. At 0.7 a new or young
+        SKU's side features weigh 1 / 0.3 times what they weigh in training (`cold_sku_days`),
+        enough to bring launches into a top 20; at 0.5 (twice) far fewer get there
+        (docs/features.md has the figures).
+    max_sampled
+        WARP draws up to this many negatives per positive until one outranks it. With LightFM's
+        10, a positive already near the top rarely finds one, so the head of a 3,000-SKU
+        ranking is trained loosely; 30 raised kept NDCG@20 on `small` for ~15% more fit CPU.
     cold_sku_days
-        SKUs launched within this many days of the cutoff are scored from their side features
-        only, like SKUs not yet sold; None scores every sold SKU with its identity too.
+        SKUs launched within this many days of the cutoff (and later) are young: their side
+        features are weighed as for a SKU not yet sold; None treats every sold SKU as established.
+    young_identity
+        A young SKU that has sold keeps its identity (at its training weight) on top of those
+        side features. Its first sellers and buyers are the best evidence of who sells it next
+        (an agent re-shares what sold for her), while its identity alone ranks it as unpopular
+        for lack of selling days. False scores young SKUs from their side features only.
     """
 
     name: ClassVar[str] = "lightfm"
@@ -142,7 +185,7 @@ class LightFMRecommender(BaseRecommender):
         self,
         no_components: int = 32,
         loss: str = "warp",
-        epochs: int = 20,
+        epochs: int = 30,
         learning_rate: float = 0.05,
         item_alpha: float = 1e-6,
         user_alpha: float = 1e-6,
@@ -150,9 +193,11 @@ class LightFMRecommender(BaseRecommender):
         random_state: int = 0,
         use_weights: bool = False,
         num_threads: int = 1,
-        identity_share: float | None = 0.5,
+        identity_share: float | None = 0.7,
         drop_sku_features: tuple[str, ...] = ("age", "not_launched"),
         cold_sku_days: float | None = 30.0,
+        young_identity: bool = True,
+        max_sampled: int = 30,
     ) -> None:
         self.no_components = no_components
         self.loss = loss
@@ -167,6 +212,8 @@ class LightFMRecommender(BaseRecommender):
         self.identity_share = identity_share
         self.drop_sku_features = tuple(drop_sku_features)
         self.cold_sku_days = cold_sku_days
+        self.young_identity = young_identity
+        self.max_sampled = max_sampled
 
     def _check_params(self) -> None:
         check_count("no_components", self.no_components)
@@ -177,6 +224,7 @@ class LightFMRecommender(BaseRecommender):
         check_number("item_alpha", self.item_alpha, minimum=0.0)
         check_number("user_alpha", self.user_alpha, minimum=0.0)
         check_count("num_threads", self.num_threads)
+        check_count("max_sampled", self.max_sampled)
         if self.identity_share is not None and not 0.0 < self.identity_share <= 1.0:
             raise ValueError(f"identity_share must be in (0, 1] or None, got {self.identity_share}")
         if self.use_weights and self.loss == "warp-kos":
@@ -225,6 +273,7 @@ class LightFMRecommender(BaseRecommender):
             learning_rate=self.learning_rate,
             item_alpha=self.item_alpha,
             user_alpha=self.user_alpha,
+            max_sampled=self.max_sampled,
             random_state=np.random.RandomState(self.random_state),
         )
         try:
@@ -243,21 +292,24 @@ class LightFMRecommender(BaseRecommender):
                 ) from err
             raise
         self.model_ = model
+        if self.cold_sku_days is not None:
+            # A SKU launched lately had little time to sell, so its own embedding ranks it as
+            # unpopular while the platform is still pushing it: give its side features the full
+            # weight of a new launch's, keeping (young_identity) or dropping its identity.
+            young = np.flatnonzero(self._young(dataset) & warm_skus)
+            rows = (
+                young_features(self.sku_feature_matrix_, sku_side)
+                if self.young_identity
+                else hybrid_features(sku_side, np.zeros(len(warm_skus), dtype=bool), None)
+            )
+            self.sku_feature_matrix_ = _replace_rows(self.sku_feature_matrix_, young, rows[young])
+        # the rows SKUs are scored with (young ones as above), so `score_with_predict` agrees
         self.user_biases_, self.user_embeddings_ = model.get_user_representations(
             self.user_feature_matrix_
         )
         self.sku_biases_, self.sku_embeddings_ = model.get_item_representations(
             self.sku_feature_matrix_
         )
-        if self.cold_sku_days is not None:
-            # A SKU launched lately had little time to sell, so its own embedding ranks it as
-            # unpopular while the platform is still pushing it: score it like a new launch, from
-            # its features alone (trained on everything, young SKUs' sales included).
-            young = np.flatnonzero(self._young(dataset) & warm_skus)
-            cold = hybrid_features(sku_side, np.zeros(len(warm_skus), dtype=bool), None)
-            self.sku_biases_[young], self.sku_embeddings_[young] = model.get_item_representations(
-                cold[young]
-            )
         check_finite_factors(
             "LightFMRecommender",
             user_embeddings=self.user_embeddings_,

@@ -14,7 +14,13 @@ from recsys.data.dataset import Dataset
 from recsys.data.id_map import IdMap
 from recsys.exceptions import ModelFitError
 from recsys.models.base import BaseRecommender
-from recsys.models.lightfm_hybrid import LightFMRecommender, hybrid_features, side_feature_block
+from recsys.models.lightfm_hybrid import (
+    LightFMRecommender,
+    hybrid_features,
+    side_feature_block,
+    young_features,
+)
+from tests.models.helpers import make_dataset
 from tests.models.test_implicit_models import (
     A_SKUS,
     A_USERS,
@@ -128,6 +134,12 @@ def test_lightfm_factor_scores_match_predict(model: LightFMRecommender) -> None:
     assert_allclose(fast[finite], slow[finite], atol=1e-5, rtol=1e-5)
 
 
+def test_lightfm_max_sampled_reaches_warp(dataset: Dataset) -> None:
+    few, many = lightfm(max_sampled=1).fit(dataset), lightfm(max_sampled=50).fit(dataset)
+    assert (few.model_.max_sampled, many.model_.max_sampled) == (1, 50)
+    assert not np.allclose(few.sku_embeddings_, many.sku_embeddings_)
+
+
 def test_lightfm_sample_weights_change_the_fit(dataset: Dataset) -> None:
     weighted = lightfm(use_weights=True).fit(dataset)
     plain = lightfm().fit(dataset)
@@ -162,6 +174,7 @@ def test_lightfm_divergence_raises_model_fit_error(dataset: Dataset) -> None:
         ({"loss": "hinge"}, "loss must be one of .*, got 'hinge'"),
         ({"no_components": 0}, "no_components must be an integer >= 1, got 0"),
         ({"learning_rate": -0.1}, "learning_rate must be a finite number > 0.0, got -0.1"),
+        ({"max_sampled": 0}, "max_sampled must be an integer >= 1, got 0"),
         ({"loss": "warp-kos", "use_weights": True}, "use_weights=True is not supported"),
     ],
 )
@@ -197,24 +210,76 @@ def test_side_feature_block_rejects_bad_tables() -> None:
         side_feature_block(pd.DataFrame({"x": [1.0, np.nan]}), ids, "sku_features")
 
 
-def test_lightfm_young_skus_are_scored_from_their_features_only() -> None:
-    # sa1 launched 5 days before the cutoff: with cold_sku_days=30 its representation is the
-    # one its side features alone give (as for a SKU never sold), without it its identity counts.
+def young_sa1_dataset() -> Dataset:
+    """The featured block dataset with sa1 launched 5 days before the cutoff, the rest long ago."""
     ds = with_features(block_dataset())
     launched = [ds.cutoff - pd.Timedelta(days=5 if s == "sa1" else 200) for s in SKUS]
     ds.sku_table = ds.sku_table.assign(**{C.LAUNCHED_AT: launched})
+    return ds
+
+
+@pytest.mark.parametrize("young_identity", [True, False])
+def test_lightfm_young_skus_get_full_weight_side_features(young_identity: bool) -> None:
+    # sa1 is young: with cold_sku_days=30 its side features weigh as for a SKU never sold, with
+    # (young_identity) or without its identity; without cold_sku_days it is scored as trained.
+    ds = young_sa1_dataset()
     young, old = SKUS.index("sa1"), SKUS.index("sa2")
-    with_cold = lightfm(cold_sku_days=30).fit(ds)
+    with_cold = lightfm(cold_sku_days=30, young_identity=young_identity).fit(ds)
     side = side_feature_block(ds.sku_features, ds.skus, "sku_features")
-    features_only = hybrid_features(side, np.zeros(len(SKUS), dtype=bool), None)
-    bias, emb = with_cold.model_.get_item_representations(features_only[[young, old]])
+    trained_rows = hybrid_features(side, np.ones(len(SKUS), dtype=bool), with_cold.identity_share)
+    cold_rows = hybrid_features(side, np.zeros(len(SKUS), dtype=bool), None)
+    want = young_features(trained_rows, side) if young_identity else cold_rows
+    bias, emb = with_cold.model_.get_item_representations(want[[young, old]])
     assert_allclose(with_cold.sku_embeddings_[young], emb[0], rtol=1e-6)
     assert_allclose(with_cold.sku_biases_[young], bias[0], rtol=1e-6)
-    # an old SKU keeps its identity
+    # an old SKU keeps its trained row
     assert not np.allclose(with_cold.sku_embeddings_[old], emb[1])
     plain = lightfm(cold_sku_days=None).fit(ds)
     assert not np.allclose(plain.sku_embeddings_[young], emb[0])
     # same seed, same training: only the young SKU's representation differs
     assert_allclose(plain.sku_embeddings_[old], with_cold.sku_embeddings_[old], rtol=1e-6)
+    # the scoring rows are the ones `predict` sees, so the slow reference agrees
+    users = np.arange(len(USERS))
+    fast, slow = with_cold._score(users), with_cold.score_with_predict(users)
+    finite = np.isfinite(fast)
+    assert_allclose(fast[finite], slow[finite], atol=1e-5, rtol=1e-5)
+
+
+def test_lightfm_young_identity_knows_who_bought_a_young_sku() -> None:
+    # "sy", launched 5 days ago, looks like a B SKU by its features but every group-A user bought
+    # it: with its identity they rank it above every B SKU, from its features alone below every
+    # A SKU.
+    skus = [*SKUS, "sy"]
+    dense = np.zeros((len(USERS), len(skus)), dtype=np.float32)
+    dense[:, : len(SKUS)] = block_dataset().interactions.toarray()
+    a_users = [USERS.index(u) for u in A_USERS]
+    dense[a_users, skus.index("sy")] = 1.0
+    ds = make_dataset([], USERS, skus, unavailable=["gone"], interactions=dense)
+    in_a = np.array([u in REGION_A for u in USERS], dtype=np.float32)
+    ds.user_features = pd.DataFrame({"region=a": in_a, "region=b": 1 - in_a})
+    sku_a = np.array([s in CATEGORY_A for s in skus], dtype=np.float32)
+    ds.sku_features = pd.DataFrame({"category=a": sku_a, "category=b": 1 - sku_a})
+    launched = [ds.cutoff - pd.Timedelta(days=5 if s == "sy" else 200) for s in skus]
+    ds.sku_table = ds.sku_table.assign(**{C.LAUNCHED_AT: launched})
+    a_cols = [skus.index(s) for s in A_SKUS]
+    b_cols = [skus.index(s) for s in B_SKUS]
+
+    kept = lightfm(young_identity=True).fit(ds)._score(np.array(a_users))
+    assert (kept[:, skus.index("sy")] > kept[:, b_cols].max(axis=1)).all()
+    dropped = lightfm(young_identity=False).fit(ds)._score(np.array(a_users))
+    assert (dropped[:, skus.index("sy")] < dropped[:, a_cols].min(axis=1)).all()
+
+
+def test_young_features_keep_identity_weight_and_full_side_weight() -> None:
+    side = side_feature_block(
+        pd.DataFrame({"x": [1.0, 0.0], "y": [1.0, 0.5]}), IdMap(["a", "b"]), "f"
+    )
+    warm = np.array([True, False])
+    rows = young_features(hybrid_features(side, warm, 0.6), side).toarray()
+    # a: identity 0.6 as trained, side features 0.5 + 0.5 (not 0.2 + 0.2); b: side only
+    assert_allclose(rows, [[0.6, 0, 0.5, 0.5], [0, 0, 0, 1.0]], rtol=1e-6)
+
+
+def test_lightfm_cold_sku_days_must_be_non_negative() -> None:
     with pytest.raises(ValueError, match="cold_sku_days must be"):
-        LightFMRecommender(cold_sku_days=-1).fit(ds)
+        LightFMRecommender(cold_sku_days=-1).fit(young_sa1_dataset())
