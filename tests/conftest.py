@@ -7,10 +7,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from recsys.cache.server import RedisServer, start_redis_server
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+# Property tests check values, not speed: on a shared, loaded machine one example can take
+# longer than hypothesis's 200 ms default deadline, which would fail a correct test.
+settings.register_profile("shared-machine", deadline=None)
+settings.load_profile("shared-machine")
 
 
 @pytest.fixture(scope="session", autouse=True)
