@@ -3,20 +3,26 @@
     python bench/bench_scaling.py quality --data var/data/small            # kept NDCG@20, both
     python bench/bench_scaling.py scale --sizes 1m                         # train + publish
     python bench/bench_scaling.py scale --sizes 1m 5m 20m --engines spark --master local[2]
+    python bench/bench_scaling.py scale --sizes 50m --engines spark --master local[2]
     python bench/bench_scaling.py redis-memory                           # bytes per user in Redis
     python bench/bench_scaling.py unit-costs --master local[2]           # scoring and ALS costs
 
 `quality` trains `implicit` ALS (local engine) and MLlib ALS (Spark engine) with the same
 parameters on the same data and prints both engines' holdout metrics (docs/spark.md).
 
-`scale` simulates each size once under `var/bench-scaling/` (seed 0), then for each engine runs
+`scale` simulates each size once under `var/bench-scaling/` (seed 0, `recsys simulate` as a
+measured process of its own: the simulator streams the event tables to parts of
+`chunk_rows` lines, `purchases/part-00000.parquet`, ..., so its memory is bounded by a chunk and
+the world, not by the log; `50m` is the `large` preset widened to 68,000 agents), then for each
+engine runs
 `recsys train` (item-to-agent ALS, registered in a private MLflow store) and `recsys publish`
 (into a private Redis server) as separate processes, sampling the resident memory and CPU time
 of each process tree (Python, and the JVM for Spark) every 0.2 s. Prints a markdown table and,
 unless `--no-write`, writes it with the date and the machine to docs/scaling.md (between
 markers), together with the rows of earlier runs kept in var/bench-scaling/results.json (which
-also hold each run's CPU seconds, the stage timings `recsys train` printed and the counts
-`recsys publish` printed).
+also hold each run's CPU seconds, the stage timings `recsys train` printed, the counts
+`recsys publish` printed and the time and peak memory of the data's generation; when that file is
+missing, the rows already tabled in docs/scaling.md are kept as they stand there).
 
 `redis-memory` simulates `small`, trains an ALS per target (local engine), publishes both into
 a private Redis and sums `MEMORY USAGE` of every key of each live snapshot by kind (picks
@@ -54,13 +60,18 @@ RESULTS = DATA_ROOT / "results.json"
 BEGIN, END = "<!-- bench_scaling:begin -->", "<!-- bench_scaling:end -->"
 MEMORY_MARKERS = ("<!-- bench_scaling_memory:begin -->", "<!-- bench_scaling_memory:end -->")
 COSTS_MARKERS = ("<!-- bench_scaling_costs:begin -->", "<!-- bench_scaling_costs:end -->")
-# name -> (simulator preset, overrides): about 0.3M, 1M, 5M and 20M purchase lines
+# name -> (simulator preset, overrides): about 0.3M, 1M, 5M, 20M and 50M+ purchase lines
 SIZES: dict[str, tuple[str, dict[str, int]]] = {
     "small": ("small", {}),
     "1m": ("small", {"n_agents": 3300, "n_skus": 5000}),
     "5m": ("medium", {}),
     "20m": ("medium", {"n_agents": 38000, "n_skus": 25000}),
+    # `large` alone gives 48.0M lines at 63,000 agents; lines grow with the agents (their groups)
+    "50m": ("large", {"n_agents": 68000}),
 }
+# written last by the simulator: a directory without it is an interrupted run, made again
+COMPLETE_MARK = Path("truth") / "tier_history.parquet"
+GENERATION = DATA_ROOT / "generation.json"
 
 
 @dataclass
@@ -124,17 +135,27 @@ def run_step(args: list[str], env: dict[str, str]) -> Step:
 
 
 def ensure_data(size: str, seed: int = 0) -> tuple[Path, int]:
-    """The simulated data of `size` (made once), and its number of purchase lines."""
+    """The simulated data of `size` (made once, by a measured `recsys simulate` process).
+
+    Returns the data directory and its number of purchase lines. The generation's wall time,
+    peak memory and CPU go to var/bench-scaling/generation.json.
+    """
     import pyarrow.dataset as pads
 
     out = DATA_ROOT / f"{size}-seed{seed}"
-    if not (out / "skus.parquet").exists():
-        from recsys.simulation.config import SimConfig
-        from recsys.simulation.simulate import write_simulation
-
+    if not (out / COMPLETE_MARK).exists():
         preset, overrides = SIZES[size]
         print(f"simulating {size} ({preset}, {overrides}) into {out}", flush=True)
-        write_simulation(SimConfig.preset(preset, **overrides), seed, out, progress=False)
+        sets = [a for k, v in overrides.items() for a in ("--set", f"{k}={json.dumps(v)}")]
+        args = ["simulate", "--out", str(out), "--scale", preset, "--seed", str(seed), *sets]
+        step = run_step(_recsys(*args, "--overwrite", "--quiet"), dict(os.environ))
+        if not step.ok:
+            raise SystemExit(f"simulating {size} failed:\n{step.output[-3000:]}")
+        record = {"seconds": step.seconds, "peak_mib": step.peak_mib, "cpu_s": step.cpu_s}
+        print(f"simulated {size}: {json.dumps(record)}", flush=True)
+        DATA_ROOT.mkdir(parents=True, exist_ok=True)
+        known = json.loads(GENERATION.read_text()) if GENERATION.exists() else {}
+        GENERATION.write_text(json.dumps({**known, f"{size}-seed{seed}": record}, indent=2))
     purchases = out / "purchases"
     source = purchases if purchases.is_dir() else out / "purchases.parquet"
     return out, pads.dataset(source, format="parquet").count_rows()
@@ -144,7 +165,9 @@ def _recsys(*args: str) -> list[str]:
     return [sys.executable, "-m", "recsys", *args]
 
 
-def scale(sizes: list[str], engines: list[str], master: str, write: bool) -> None:
+def scale(
+    sizes: list[str], engines: list[str], master: str, write: bool, spark_conf: list[str]
+) -> None:
     """Train and publish each size with each engine; print (and write) the table."""
     from recsys.cache.server import start_redis_server
 
@@ -162,8 +185,9 @@ def scale(sizes: list[str], engines: list[str], master: str, write: bool) -> Non
                         "COLUMNS": "200",  # one line per message: the output is parsed
                     }
                     env.pop("MLFLOW_TRACKING_URI", None)
+                    conf = [a for c in spark_conf for a in ("--spark-conf", c)]
                     spark = ["--engine", engine] + (
-                        ["--spark-master", master] if engine == "spark" else []
+                        ["--spark-master", master, *conf] if engine == "spark" else []
                     )
                     print(f"{size} {engine}: train", flush=True)
                     train = run_step(
@@ -199,6 +223,7 @@ def scale(sizes: list[str], engines: list[str], master: str, write: bool) -> Non
                             "lines": n_lines,
                             "engine": engine,
                             "master": master if engine == "spark" else None,
+                            "spark_conf": spark_conf if engine == "spark" else None,
                             "train_s": train.seconds,
                             "train_mib": train.peak_mib,
                             "train_cpu_s": train.cpu_s,
@@ -207,6 +232,8 @@ def scale(sizes: list[str], engines: list[str], master: str, write: bool) -> Non
                             "publish_mib": publish.peak_mib,
                             "kept_ndcg_at_20": _kept_ndcg(mlruns, run.group(1) if run else None),
                             "ok": train.ok and publish.ok,
+                            "date": f"{datetime.now(UTC):%Y-%m-%d}",
+                            "generation": _generation(size),
                         }
                     )
                     print(json.dumps(rows[-1]), flush=True)
@@ -241,13 +268,60 @@ def _step_details(train_output: str, publish_output: str) -> dict[str, Any]:
     return out
 
 
+def _generation(size: str, seed: int = 0) -> dict[str, float] | None:
+    """Time, peak memory and CPU of the simulation that made `size` (None if not recorded)."""
+    known = json.loads(GENERATION.read_text()) if GENERATION.exists() else {}
+    return known.get(f"{size}-seed{seed}")
+
+
+def _rows_from_doc() -> list[dict[str, Any]]:
+    """The rows tabled in docs/scaling.md, as far as the table holds them (no CPU or timings).
+
+    Used when var/bench-scaling/results.json is missing (a fresh checkout), so that a run of one
+    size does not drop the sizes measured before from the table.
+    """
+    text = DOC.read_text() if DOC.exists() else ""
+    if BEGIN not in text or END not in text:
+        return []
+    block = text[text.index(BEGIN) : text.index(END)]
+    dated = re.search(r"scale` on (\d{4}-\d{2}-\d{2})", block)
+    rows = []
+    for line in block.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) != 8 or cells[0] not in SIZES or cells[2] not in ("local", "spark"):
+            continue
+        size, lines, engine, train_s, train_mib, publish_s, publish_mib, ndcg = cells
+        ok = not ndcg.endswith("(failed)")
+        rows.append(
+            {
+                "size": size,
+                "lines": int(lines.replace(",", "")),
+                "engine": engine,
+                "master": None,
+                "train_s": float(train_s),
+                "train_mib": float(train_mib.replace(",", "")),
+                "publish_s": float(publish_s),
+                "publish_mib": float(publish_mib.replace(",", "")),
+                "kept_ndcg_at_20": float(ndcg.split()[0]),
+                "ok": ok,
+                "date": dated.group(1) if dated else None,
+                "from_doc": True,
+            }
+        )
+    masters = re.search(r"Spark master `([^`]+)`", block)
+    for row in rows:
+        if row["engine"] == "spark" and masters:
+            row["master"] = masters.group(1)
+    return rows
+
+
 def _merge(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Earlier runs' rows (var/bench-scaling/results.json) updated with these, by size and engine.
 
     Sizes take hours at the top end, so they are measured in separate runs and tabled together.
     """
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    known = json.loads(RESULTS.read_text()) if RESULTS.exists() else []
+    known = json.loads(RESULTS.read_text()) if RESULTS.exists() else _rows_from_doc()
     merged = {(r["size"], r["engine"]): r for r in [*known, *rows]}
     order = {name: i for i, name in enumerate(SIZES)}
     out = sorted(merged.values(), key=lambda r: (order.get(r["size"], 99), r["engine"]))
@@ -268,8 +342,18 @@ def _kept_ndcg(mlruns: str, run_id: str | None) -> float:
 def _table(rows: list[dict[str, Any]]) -> str:
     """The measured rows as a markdown table with a header line naming the machine."""
     masters = sorted({r.get("master") or "unrecorded" for r in rows if r["engine"] == "spark"})
+    by_date: dict[str, list[str]] = {}
+    for r in rows:
+        sizes = by_date.setdefault(r.get("date") or "an unrecorded date", [])
+        if r["size"] not in sizes:
+            sizes.append(r["size"])
+    dates = (
+        next(iter(by_date))
+        if len(by_date) == 1
+        else " and ".join(f"{d} ({', '.join(s)})" for d, s in by_date.items())
+    )
     head = (
-        f"`python bench/bench_scaling.py scale` on {datetime.now(UTC):%Y-%m-%d}, "
+        f"`python bench/bench_scaling.py scale` on {dates}, "
         f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}, Python "
         f"{platform.python_version()}; Spark master {', '.join(f'`{m}`' for m in masters)}. "
         "Peak memory is the resident "
@@ -649,6 +733,7 @@ def main() -> None:
     s.add_argument("--sizes", nargs="+", default=["1m"], choices=sorted(SIZES))
     s.add_argument("--engines", nargs="+", default=["local", "spark"], choices=["local", "spark"])
     s.add_argument("--master", default="local[*]")
+    s.add_argument("--spark-conf", action="append", default=[], help="key=value, repeatable")
     s.add_argument("--no-write", action="store_true", help="do not update docs/scaling.md")
     m = sub.add_parser("redis-memory", help="bytes per user of published snapshots in Redis")
     m.add_argument("--no-write", action="store_true", help="do not update docs/scaling.md")
@@ -678,7 +763,7 @@ def main() -> None:
 
         quality(args.data, args.targets, dict(parse_param(p) for p in args.param), args.master)
     else:
-        scale(args.sizes, args.engines, args.master, not args.no_write)
+        scale(args.sizes, args.engines, args.master, not args.no_write, args.spark_conf)
 
 
 if __name__ == "__main__":
