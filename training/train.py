@@ -209,6 +209,17 @@ class Prepared:
     cache_entry: CacheEntry | None = None
 
 
+def needs_side_features(config: TrainConfig) -> bool:
+    """Whether the configured model reads side features (ALS and the like do not: the tables,
+    a few seconds on millions of lines, are then not built)."""
+    from recsys.models import make_model
+
+    try:
+        return make_model(config.model, **config.params).needs_side_features
+    except (ValueError, TypeError):
+        return True  # a bad model or parameter fails at the fit, with its own message
+
+
 def prepare(
     config: TrainConfig, *, cache: bool | None = None
 ) -> tuple[dict[str, pd.DataFrame], Any, Dataset]:
@@ -244,6 +255,7 @@ def prepare_cached(config: TrainConfig, *, cache: bool | None = None) -> Prepare
         config.target,
         cutoff=split.cutoff,
         weights=weights,
+        with_features=needs_side_features(config),
         fingerprint=str(fingerprint["digest"]),
         arrow_columns=loaded.arrow,
     )
@@ -398,6 +410,7 @@ def run_training(
             tables,
             config.target,
             weights=InteractionWeights(**config.weights),
+            with_features=needs_side_features(config),
             fingerprint=dataset.fingerprint,
         )
         full_model, timings["refit_full_s"] = fit_model(config, full)

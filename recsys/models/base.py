@@ -85,6 +85,11 @@ class BaseRecommender(ABC):
     def __init__(self, random_state: int = 0) -> None:
         self.random_state = random_state
 
+    @property
+    def needs_side_features(self) -> bool:
+        """Whether `fit` reads the dataset's side-feature tables (else they need not be built)."""
+        return False
+
     # ---- fitting -------------------------------------------------------------------------
     def fit(self, dataset: Dataset) -> Self:
         """Learn from `dataset` and return self."""

@@ -118,6 +118,19 @@ class BlendRecommender(BaseRecommender):
         self.normalisation = normalisation
         self.random_state = random_state
 
+    @property
+    def needs_side_features(self) -> bool:
+        """The blend needs what its CF part needs (LightFM reads the side features)."""
+        from recsys.models import make_model
+
+        if self.cf_model == self.name:
+            return False  # an unusable cf_model: `fit` says so
+        try:
+            cf = make_model(self.cf_model, **dict(self.cf_params or {}))
+        except (ValueError, TypeError):
+            return False  # likewise
+        return cf.needs_side_features
+
     def _fit(self, dataset: Dataset) -> None:
         from recsys.models import make_model
 

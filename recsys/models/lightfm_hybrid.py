@@ -232,6 +232,11 @@ class LightFMRecommender(BaseRecommender):
         if self.cold_sku_days is not None:
             check_number("cold_sku_days", self.cold_sku_days, minimum=0.0)
 
+    @property
+    def needs_side_features(self) -> bool:
+        """LightFM reads the side-feature tables unless `use_features` is off."""
+        return bool(self.use_features)
+
     def _fit(self, dataset: Dataset) -> None:
         from lightfm import LightFM
 

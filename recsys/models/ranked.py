@@ -210,6 +210,11 @@ class RankedRecommender(BaseRecommender):
             "num_threads": self.num_threads,
         }
 
+    @property
+    def needs_side_features(self) -> bool:
+        """The ranking state reads the SKU side features (content score, explorer profiles)."""
+        return True
+
     def _fit(self, dataset: Dataset) -> None:
         # the boosters and ALS run OpenMP threads; on a shared 2-core box more threads than
         # cores spin against each other (3x slower measured), so the count is a parameter

@@ -10,7 +10,7 @@ import pytest
 
 from recsys.contract.table_cache import CACHE_DIRNAME, ENV_SWITCH
 from training.config import load_config
-from training.train import ORACLE_CACHE_DIR, prepare_cached, run_training
+from training.train import ORACLE_CACHE_DIR, prepare, prepare_cached, run_training
 
 
 @pytest.fixture()
@@ -75,3 +75,39 @@ def test_no_cache_option_trains_without_touching_the_cache(data: Path) -> None:
     )
     assert first == second and "kept_ndcg_at_20" in first
     assert "--no-cache" in CliRunner().invoke(app, ["train", "--help"]).output
+
+
+@pytest.mark.parametrize(
+    ("model", "params", "built"),
+    [
+        ("als", {}, False),
+        ("popular", {}, False),
+        ("lightfm", {}, True),
+        ("lightfm", {"use_features": False}, False),
+        ("blend", {"cf_model": "lightfm"}, True),
+        ("blend", {}, False),
+        ("ranked", {}, True),
+    ],
+)
+def test_side_features_are_built_only_for_models_that_read_them(
+    data: Path, model: str, params: dict, built: bool
+) -> None:
+    dataset = prepare_cached(load_config(None, data=data, model=model, params=params)).dataset
+    assert (dataset.sku_features is not None) is built
+    assert (dataset.user_features is not None) is built
+    assert dataset.interactions.nnz > 0
+
+
+def test_an_als_run_does_not_depend_on_the_side_features(data: Path) -> None:
+    from features.dataset import build_dataset
+    from recsys.models import make_model
+
+    _, split, lean = prepare(load_config(None, data=data, model="als"))
+    full = build_dataset(split.tables, "agent", cutoff=split.cutoff, fingerprint="x")
+    assert lean.sku_features is None and full.sku_features is not None
+    users = lean.users.external_ids[:50]
+    picks = [
+        make_model("als", factors=8, iterations=3, random_state=0).fit(ds).recommend(users, k=10)
+        for ds in (lean, full)
+    ]
+    pd.testing.assert_frame_equal(picks[0], picks[1])
