@@ -38,6 +38,10 @@ def train(
         list[str] | None, typer.Option("--param", "-p", help="Model parameter name=value.")
     ] = None,
     holdout_days: Annotated[int | None, typer.Option(help="Days held out (default 14).")] = None,
+    eval_users: Annotated[
+        int | None,
+        typer.Option(help="Evaluate a seeded sample of at most N holdout users (default: all)."),
+    ] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed (default 0).")] = None,
     refit_full: Annotated[
         bool, typer.Option(help="Also refit on all data for publishing.")
@@ -67,6 +71,7 @@ def train(
             model=model,
             params=params,
             holdout_days=holdout_days,
+            eval_users=eval_users,
             seed=seed,
             refit_full=refit_full or None,
             register_model=register,

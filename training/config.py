@@ -30,6 +30,9 @@ class TrainConfig(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
     weights: dict[str, Any] = Field(default_factory=dict)
     holdout_days: int = Field(14, ge=1)
+    # evaluate at most this many holdout users, a sample drawn with `seed` (None: all of them);
+    # bounds the evaluation's time and memory on the driver at a platform's size
+    eval_users: int | None = Field(None, ge=1)
     ks: tuple[int, ...] = (10, 20, 50)
     seed: int = 0
     refit_full: bool = False

@@ -67,6 +67,10 @@ def champion_on_challenger_holdout(
     same = all(
         ch_tags.get(t) == cp_tags.get(t) and ch_tags.get(t) for t in ("data_fingerprint", "cutoff")
     )
+    # the same holdout users too: a run evaluated on a sample (`eval_users`) scored only those
+    runs = (challenger_run, champion_run)
+    sampled = {client.get_run(r).data.params.get("eval_users", "None") for r in runs}
+    same = same and len(sampled) == 1
     if same:
         frame = load_per_user(champion_run)
         if metric in frame.columns:

@@ -173,6 +173,22 @@ def _write_oracle(path: Path | None, oracle: pd.DataFrame) -> None:
         pass  # the cache only saves time
 
 
+def sample_holdout(truth: pd.DataFrame, user_col: str, n: int | None, seed: int) -> pd.DataFrame:
+    """The holdout truth of at most `n` of its users, drawn with `seed` (all of it when None).
+
+    The draw depends only on the set of users, the seed and `n`, so two models evaluated on the
+    same holdout with the same settings are scored on the same users (paired comparisons).
+    """
+    if n is None:
+        return truth
+    users = np.sort(truth[user_col].unique().astype(str))
+    if len(users) <= n:
+        return truth
+    rng = np.random.default_rng(seed)
+    chosen = users[np.sort(rng.choice(len(users), size=n, replace=False))]
+    return truth.loc[truth[user_col].isin(chosen).to_numpy()].reset_index(drop=True)
+
+
 def evaluate_model(
     model: BaseRecommender,
     dataset: Dataset,
@@ -183,6 +199,7 @@ def evaluate_model(
     """Metrics, per-user primary metric and the reco table of `model` on the holdout truth."""
     from recsys.evaluation.metrics import evaluate, evaluate_per_user
 
+    truth = sample_holdout(truth, dataset.user_col, config.eval_users, config.seed)
     users = truth[dataset.user_col].unique()
     reco = model.recommend(users, k=max(config.ks), exclude_seen=False)
     metrics = evaluate(
@@ -288,6 +305,7 @@ def _baseline_file(
     settings = {
         "target": config.target,
         "holdout_days": config.holdout_days,
+        "eval_users": config.eval_users,
         "ks": list(config.ks),
         "primary_metric": config.primary_metric,
         "seed": config.seed,

@@ -218,3 +218,45 @@ def test_tracking_warmup_never_creates_a_store(
     assert not (tmp_path / "mlruns" / DB_FILE).exists()
     warmup.wait()  # waiting again (or for one never started) returns at once
     TrackingWarmup("item-to-agent").wait()
+
+
+def test_eval_users_scores_a_seeded_sample_of_the_holdout(tiny_data: Path) -> None:
+    from training.train import prepare, sample_holdout
+
+    base = dict(data=tiny_data, model="repeat")
+    _, split, _ = prepare(load_config(None, **base))
+    truth = split.truth("agent")
+    everyone = truth["agent_id"].nunique()
+    assert everyone > 40
+    full = run_training(load_config(None, **base), log_to_mlflow=False)
+    sampled = run_training(load_config(None, **base, eval_users=40), log_to_mlflow=False)
+    again = run_training(load_config(None, **base, eval_users=40), log_to_mlflow=False)
+    other = run_training(load_config(None, **base, eval_users=40, seed=1), log_to_mlflow=False)
+    assert len(full.per_user) == everyone and len(sampled.per_user) == 40
+    assert sampled.metrics == again.metrics
+    assert sorted(sampled.per_user.index) == sorted(again.per_user.index)
+    assert sorted(sampled.per_user.index) != sorted(other.per_user.index)
+    # the sample's users are scored exactly as in the full evaluation, baseline included
+    pd.testing.assert_frame_equal(sampled.per_user, full.per_user.loc[sampled.per_user.index])
+    # the draw depends on the users, not on the truth's row order
+    shuffled = truth.sample(frac=1.0, random_state=3)
+    redrawn = sample_holdout(shuffled, "agent_id", 40, 0)
+    assert set(redrawn["agent_id"]) == set(sampled.per_user.index)
+    # asking for more users than there are leaves the holdout whole
+    assert sample_holdout(truth, "agent_id", everyone + 1, 0) is truth
+    with pytest.raises(ValueError, match="eval_users"):
+        load_config(None, **base, eval_users=0)
+
+
+def test_promote_rescores_the_champion_when_the_runs_sampled_differently(
+    tiny_data: Path, mlflow_store: Path
+) -> None:
+    base = dict(data=tiny_data, model="popular", target="customer", experiment="test-sample")
+    run_training(load_config(None, **base))
+    assert promote("customer", force=True).promoted
+    run_training(load_config(None, **{**base, "model": "repeat"}, eval_users=60))
+    decision = promote("customer")
+    # only the challenger's 60 users are compared: the champion was scored on them again,
+    # not taken from its run over every user (which would count the others as 0 for the challenger)
+    assert decision.n_users == 60, decision.reason
+    assert decision.promoted, decision.reason
