@@ -20,8 +20,9 @@ engine runs
 of each process tree (Python, and the JVM for Spark) every 0.2 s. Prints a markdown table and,
 unless `--no-write`, writes it with the date and the machine to docs/scaling.md (between
 markers), together with the rows of earlier runs kept in var/bench-scaling/results.json (which
-also hold each run's CPU seconds, the stage timings `recsys train` printed, the counts
-`recsys publish` printed and the time and peak memory of the data's generation; when that file is
+also hold each run's CPU seconds, the stage timings `recsys train` and `recsys publish` printed,
+the CPU seconds of each training stage (`stage_cpu`), the counts `recsys publish` printed and the
+time and peak memory of the data's generation; when that file is
 missing, the rows already tabled in docs/scaling.md are kept as they stand there).
 
 `redis-memory` simulates `small`, trains an ALS per target (local engine), publishes both into
@@ -48,7 +49,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,8 @@ class Step:
     output: str
     ok: bool
     cpu_s: float = float("nan")  # CPU of the tree, each process at its last 0.2 s sample
+    # (seconds since start, CPU seconds of the tree so far) at every sample
+    timeline: list[tuple[float, float]] = field(default_factory=list)
 
 
 def _tree_sample(pid: int, cpu: dict[int, float]) -> int:
@@ -117,12 +120,14 @@ def run_step(args: list[str], env: dict[str, str]) -> Step:
     )
     peak = 0
     cpu: dict[int, float] = {}
+    timeline: list[tuple[float, float]] = []
     done = threading.Event()
 
     def sample() -> None:
         nonlocal peak
         while not done.is_set():
             peak = max(peak, _tree_sample(proc.pid, cpu))
+            timeline.append((time.perf_counter() - start, sum(cpu.values())))
             time.sleep(0.2)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -131,7 +136,39 @@ def run_step(args: list[str], env: dict[str, str]) -> Step:
     done.set()
     sampler.join()
     seconds = time.perf_counter() - start
-    return Step(seconds, peak / 2**20, output, proc.returncode == 0, sum(cpu.values()))
+    ok = proc.returncode == 0
+    return Step(seconds, peak / 2**20, output, ok, sum(cpu.values()), timeline)
+
+
+def stage_cpu(step: Step, timings: dict[str, float]) -> dict[str, float]:
+    """CPU seconds of the process tree in each of the training's stages.
+
+    `recsys train` prints how long each stage took, one after the other, ending with `total_s`
+    just before the process exits; the stages are placed on the sampled timeline by aligning
+    that end with the process's, so each stage's CPU is known to within the few seconds the
+    process spends after it (printing, stopping Spark). Time in `total_s` not covered by the
+    named stages is the MLflow logging, reported as `log`.
+    """
+    if not step.timeline or "total_s" not in timings:
+        return {}
+    times = [t for t, _ in step.timeline]
+    cpus = [c for _, c in step.timeline]
+
+    def cpu_at(t: float) -> float:
+        import bisect
+
+        i = min(bisect.bisect_left(times, t), len(times) - 1)
+        return cpus[i]
+
+    start = step.seconds - timings["total_s"]
+    out: dict[str, float] = {}
+    stages = [k for k in timings if k != "total_s"]
+    for name in stages:
+        end = start + timings[name]
+        out[name.removesuffix("_s")] = cpu_at(end) - cpu_at(start)
+        start = end
+    out["log"] = cpu_at(step.seconds) - cpu_at(start)
+    return out
 
 
 def ensure_data(size: str, seed: int = 0) -> tuple[Path, int]:
@@ -227,6 +264,9 @@ def scale(
                             "train_s": train.seconds,
                             "train_mib": train.peak_mib,
                             "train_cpu_s": train.cpu_s,
+                            "train_stage_cpu_s": stage_cpu(
+                                train, _step_details(train.output, "").get("train_timings", {})
+                            ),
                             "publish_cpu_s": publish.cpu_s,
                             "publish_s": publish.seconds,
                             "publish_mib": publish.peak_mib,
@@ -247,12 +287,17 @@ def scale(
 
 
 def _step_details(train_output: str, publish_output: str) -> dict[str, Any]:
-    """The stage timings `recsys train` printed and the counts `recsys publish` printed."""
+    """The stage timings `recsys train` and `recsys publish` printed, and the publish's counts."""
     out: dict[str, Any] = {}
     timings = re.search(r"timings: (.*)", train_output)
     if timings:
         out["train_timings"] = {
             name: float(value) for name, value in re.findall(r"(\w+) ([\d.]+)s", timings.group(1))
+        }
+    published = re.search(r"timings: (.*)", publish_output)
+    if published:
+        out["publish_timings"] = {
+            name: float(value) for name, value in re.findall(r"(\w+) ([\d.]+)s", published.group(1))
         }
     counts = re.search(
         r"(\d+) users \((\d+) without picks\), (\d+) picks, (\d+) B per user", publish_output

@@ -244,6 +244,9 @@ def publish(
         f"lists, {report.n_similar} similar-SKU lists; {report.seconds:.1f}s "
         f"({report.users_per_s:,.0f} users/s)"
     )
+    if report.timings:
+        times = ", ".join(f"{k} {v:.1f}s" for k, v in report.timings.items())
+        console.print(f"timings: {times}")
     if report.expiring:
         console.print(f"older snapshots expiring: {', '.join(report.expiring)}")
     for warning in report.warnings:

@@ -84,6 +84,8 @@ def test_publish_cli_with_a_model_folder_then_rollback(
     first = runner.invoke(app, args)
     assert first.exit_code == 0, _text(first)
     assert "24 users (0 without picks), 120 picks" in _text(first)
+    timings = re.search(r"timings: (.*)", _text(first))
+    assert timings is not None and "prepare_s" in timings.group(1), _text(first)
     snapshot = read_current(redis_client, "agent")
     assert snapshot is not None and snapshot in _text(first)
     meta = load_snapshot(redis_client, "agent").meta
