@@ -79,6 +79,10 @@ class SimConfig:
     share_rate_size_elasticity: float = 0.25  # big agents share more: rate ~ size ** elasticity
     sigma_share_rate: float = 0.3
     new_agent_share: float = 0.25  # agents who join during the period
+    # of them, the share who bring a group that already buys on the platform (a customer who
+    # becomes an agent and takes her circle along): her customers bought through an established
+    # agent of her region (her host) until she joined; 0 = every new agent's group is new
+    inherited_group_share: float = 0.0
     new_customer_share: float = 0.15  # customers of established agents who join during the period
     other_region_share: float = 0.05  # customers living outside their agent's region
     sigma_region_taste: float = 0.4
@@ -176,6 +180,7 @@ class SimConfig:
             "suspended_share",
             "incident_share",
             "new_agent_share",
+            "inherited_group_share",
             "new_customer_share",
             "other_region_share",
             "homophily",

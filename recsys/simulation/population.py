@@ -40,6 +40,12 @@ def build_population(
     order = np.argsort(joined, kind="stable")
     region, joined = region[order], joined[order]
     is_new = joined >= 0
+    # drawn only when asked for, so that worlds without inherited groups stay as they were
+    inherits = (
+        is_new & (rng.random(n_agents) < config.inherited_group_share)
+        if config.inherited_group_share > 0
+        else np.zeros(n_agents, dtype=bool)
+    )
 
     # Heavy tail: lognormal group sizes, many with a handful, a few with hundreds. New agents
     # are still building their group, so theirs are smaller.
@@ -47,7 +53,7 @@ def build_population(
         np.log(config.customers_per_agent_median)
         + config.customers_per_agent_sigma * rng.normal(size=n_agents)
     )
-    sizes = np.where(is_new, sizes * config.new_agent_group_factor, sizes)
+    sizes = np.where(is_new & ~inherits, sizes * config.new_agent_group_factor, sizes)
     sizes = np.clip(np.round(sizes), 1, config.max_customers_per_agent).astype(np.int64)
     stop = np.cumsum(sizes)
     start = stop - sizes
@@ -61,7 +67,9 @@ def build_population(
     share_rate = config.shares_per_active_day * potential / np.median(potential)
     activity = _beta(rng, config.active_rate, n_agents)
 
-    customers = _build_customers(config, rng, regions, region, agent_dev, price_band, joined, sizes)
+    customers = _build_customers(
+        config, rng, regions, region, agent_dev, price_band, joined, sizes, inherits
+    )
     # her choice of SKUs mixes her own taste with what she knows of her group
     group_mean = np.add.reduceat(customers.taste, start, axis=0) / sizes[:, None]
     w = config.audience_awareness
@@ -102,8 +110,14 @@ def _build_customers(
     price_band: np.ndarray,
     agent_joined: np.ndarray,
     sizes: np.ndarray,
+    inherits: np.ndarray,
 ) -> Customers:
-    """Customers of every agent; homophily: taste = her agent's taste mixed with noise."""
+    """Customers of every agent; homophily: taste = her agent's taste mixed with noise.
+
+    A new agent's group fills after she joins, unless she `inherits` one: then her customers
+    joined as an established agent's do, and until she joins they buy through their host
+    (`World.hosts`).
+    """
     n = int(sizes.sum())
     g, dim, days = len(regions), config.latent_dim, config.n_days
     agent = np.repeat(np.arange(len(sizes)), sizes)
@@ -118,14 +132,15 @@ def _build_customers(
 
     a_join = agent_joined[agent]
     joins_later = rng.random(n) < config.new_customer_share
+    # the same three draws, in the same order, whatever `inherits` holds
+    fills = a_join + rng.exponential(config.group_fill_days, n)  # a new group fills over weeks
+    later = rng.uniform(0.0, days, n)
+    before = -rng.uniform(0.0, config.customer_history_days, n)
+    inherited = inherits[agent]
     joined = np.where(
-        a_join >= 0,
-        a_join + rng.exponential(config.group_fill_days, n),  # a new agent's group fills over weeks
-        np.where(
-            joins_later,
-            rng.uniform(0.0, days, n),
-            np.maximum(a_join, -rng.uniform(0.0, config.customer_history_days, n)),
-        ),
+        (a_join >= 0) & ~inherited,
+        fills,
+        np.where(joins_later, later, np.where(inherited, before, np.maximum(a_join, before))),
     )
     # nobody joins after the period; late joiners land in its last days
     late = joined > days - 1

@@ -37,48 +37,74 @@ def _blocks(sizes: np.ndarray, limit: int) -> list[np.ndarray]:
 def share_purchases(
     world: World, state: SimState, day: int, rng: np.random.Generator, shares: ShareRows
 ) -> list[PurchaseRows]:
-    """Customers who see each share buy now; some buy it later from her storefront (queued)."""
-    cfg, customers = world.config, world.customers
-    day_end = world.start_seconds + (day + 1) * SECONDS_PER_DAY
+    """Customers who see each share buy now; some buy it later from her storefront (queued).
+
+    Her group is her bound customers and, while they are hosted (`World.hosts`), the inherited
+    groups of agents who have not joined yet.
+    """
     start = world.agents.customer_start[shares.agent]
     size = world.agents.customer_stop[shares.agent] - start
     out: list[PurchaseRows] = []
     for rows in _blocks(size, PAIR_BLOCK):
         owner, cust = expand_ranges(start[rows], size[rows])
-        share = rows[owner]
-        sku = shares.sku[share]
-        ts = shares.ts[share]
-        seen = (world.start_seconds + customers.joined_day[cust] * SECONDS_PER_DAY <= ts) & sold_in(
-            world, sku, customers.region[cust]
-        )
-        share, cust, sku, ts = share[seen], cust[seen], sku[seen], ts[seen]
-        p = buy_probability(world, cust, sku)
-        reach = np.where(shares.channel[share] == CHANNEL_MOMENTS, cfg.moments_reach, 1.0)
-        now = rng.random(len(p)) < customers.view_rate[cust] * reach * p
-        later = ~now & (rng.random(len(p)) < customers.storefront_rate[cust] * p)
-        owned = _owns_non_consumable(world, state, cust, sku, now | later)
-        now, later = now & ~owned, later & ~owned
-        delay = rng.exponential(cfg.buy_delay_hours * 3600, int(now.sum()))
-        buy_ts = ts[now] + delay.astype(np.int64)
-        out.append(
-            _lines(
-                np.minimum(buy_ts, day_end - 1),
-                cust[now],
-                shares.agent[share[now]],
-                sku[now],
-                shares.share_id[share[now]],
-                SOURCE_SHARE,
-            )
-        )
-        delay = rng.geometric(cfg.storefront_p_day, int(later.sum()))
-        ok = delay <= cfg.storefront_max_days
-        state.purchase_queue.push(
-            day + delay[ok],
-            customer=cust[later][ok],
-            sku=sku[later][ok],
-            source=np.full(int(ok.sum()), SOURCE_STOREFRONT, dtype=np.int8),
-        )
+        _buy_from_shares(world, state, day, rng, shares, rows[owner], cust, out)
+    _, guest_ptr, guests = world.hosts()
+    if len(guests):
+        start = guest_ptr[shares.agent]
+        size = guest_ptr[shares.agent + 1] - start
+        for rows in _blocks(size, PAIR_BLOCK):
+            owner, at = expand_ranges(start[rows], size[rows])
+            share, cust = rows[owner], guests[at]
+            hosted = world.agent_at(cust, shares.ts[share]) == shares.agent[share]
+            _buy_from_shares(world, state, day, rng, shares, share[hosted], cust[hosted], out)
     return out
+
+
+def _buy_from_shares(
+    world: World,
+    state: SimState,
+    day: int,
+    rng: np.random.Generator,
+    shares: ShareRows,
+    share: np.ndarray,
+    cust: np.ndarray,
+    out: list[PurchaseRows],
+) -> None:
+    """Purchases of (share row, customer in its group) pairs: now, or queued for later."""
+    cfg, customers = world.config, world.customers
+    day_end = world.start_seconds + (day + 1) * SECONDS_PER_DAY
+    sku = shares.sku[share]
+    ts = shares.ts[share]
+    seen = (world.start_seconds + customers.joined_day[cust] * SECONDS_PER_DAY <= ts) & sold_in(
+        world, sku, customers.region[cust]
+    )
+    share, cust, sku, ts = share[seen], cust[seen], sku[seen], ts[seen]
+    p = buy_probability(world, cust, sku)
+    reach = np.where(shares.channel[share] == CHANNEL_MOMENTS, cfg.moments_reach, 1.0)
+    now = rng.random(len(p)) < customers.view_rate[cust] * reach * p
+    later = ~now & (rng.random(len(p)) < customers.storefront_rate[cust] * p)
+    owned = _owns_non_consumable(world, state, cust, sku, now | later)
+    now, later = now & ~owned, later & ~owned
+    delay = rng.exponential(cfg.buy_delay_hours * 3600, int(now.sum()))
+    buy_ts = ts[now] + delay.astype(np.int64)
+    out.append(
+        _lines(
+            np.minimum(buy_ts, day_end - 1),
+            cust[now],
+            shares.agent[share[now]],
+            sku[now],
+            shares.share_id[share[now]],
+            SOURCE_SHARE,
+        )
+    )
+    delay = rng.geometric(cfg.storefront_p_day, int(later.sum()))
+    ok = delay <= cfg.storefront_max_days
+    state.purchase_queue.push(
+        day + delay[ok],
+        customer=cust[later][ok],
+        sku=sku[later][ok],
+        source=np.full(int(ok.sum()), SOURCE_STOREFRONT, dtype=np.int8),
+    )
 
 
 def forwarded_purchases(
@@ -96,7 +122,7 @@ def forwarded_purchases(
     cust = order[lo + (rng.random(len(share)) * (hi - lo)).astype(np.int64)]
     sku, ts = shares.sku[share], shares.ts[share]
     ok = (
-        (customers.agent[cust] != shares.agent[share])
+        (world.agent_at(cust, ts) != shares.agent[share])
         & (world.start_seconds + customers.joined_day[cust] * SECONDS_PER_DAY <= ts)
         & sold_in(world, sku, customers.region[cust])
     )
@@ -127,7 +153,7 @@ def queued_purchases(
     ok &= ~_owns_non_consumable(world, state, cust, sku, ok)
     cust, sku, source = cust[ok], sku[ok], queued["source"][ok]
     ts = day_times(world, rng, world.start_seconds + day * SECONDS_PER_DAY, len(cust))
-    rows = _lines(ts, cust, world.customers.agent[cust], sku, np.full(len(cust), NO_SHARE), 0)
+    rows = _lines(ts, cust, world.agent_at(cust, ts), sku, np.full(len(cust), NO_SHARE), 0)
     rows.source = source
     return rows
 

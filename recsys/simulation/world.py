@@ -129,6 +129,7 @@ class World:
     mismatch_sd: float
     text: CatalogText | None = None
     _region_index: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
+    _hosts: tuple[np.ndarray, np.ndarray, np.ndarray] | None = field(default=None, repr=False)
 
     @property
     def start(self) -> pd.Timestamp:
@@ -147,6 +148,46 @@ class World:
         ts = pd.Timestamp(at)
         ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
         return (ts - self.start).total_seconds() / SECONDS_PER_DAY
+
+    def hosts(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Who an inherited group bought through before its agent joined.
+
+        An agent whose customers joined before her brought them along (config
+        `inherited_group_share`); until she joins they are guests of her host, an established
+        agent of her region (of any region if hers has none), drawn from the world's seed so a
+        resumed world finds the same one. Returns `host` by agent (-1: none) and, as CSR arrays
+        by host, `guest_ptr` (n_agents + 1) and `guest_customers` (customers who joined before
+        their own agent, hosted until she joins).
+        """
+        if self._hosts is None:
+            agents, customers = self.agents, self.customers
+            n = len(agents)
+            early = customers.joined_day < agents.joined_day[customers.agent]
+            brought = np.zeros(n, dtype=bool)
+            brought[customers.agent[early]] = True
+            brought &= agents.joined_day >= 0
+            host = np.full(n, -1, dtype=np.int64)
+            rng = np.random.default_rng(np.random.SeedSequence([self.seed, 1]))
+            established = np.flatnonzero(agents.joined_day < 0)
+            for a in np.flatnonzero(brought):
+                mine = established[agents.region[established] == agents.region[a]]
+                pool = mine if len(mine) else established
+                if len(pool):
+                    host[a] = pool[rng.integers(len(pool))]
+            guests = np.flatnonzero(early & (host[customers.agent] >= 0))
+            owner = host[customers.agent[guests]]
+            order = np.argsort(owner, kind="stable")
+            ptr = np.concatenate([[0], np.cumsum(np.bincount(owner, minlength=n))])
+            self._hosts = (host, ptr.astype(np.int64), guests[order].astype(np.int64))
+        return self._hosts
+
+    def agent_at(self, cust: np.ndarray, ts: np.ndarray | int) -> np.ndarray:
+        """The agent customer `cust` buys through at `ts` (seconds): her host before her own
+        agent joined (an inherited group), else her bound agent."""
+        bound = self.customers.agent[cust].astype(np.int64)
+        host = self.hosts()[0][bound]
+        joined_ts = self.start_seconds + self.agents.joined_day[bound] * SECONDS_PER_DAY
+        return np.where((host >= 0) & (ts < joined_ts), host, bound)
 
     def customers_by_region(self) -> tuple[np.ndarray, np.ndarray]:
         """Customer indices sorted by region and the offsets of each region's slice."""
