@@ -68,15 +68,30 @@ COLUMNS = (
 )  # fmt: skip
 
 
-def sim_dir(workdir: Path, scale: str, seed: int) -> Path:
-    """The simulated data directory of (scale, seed), written when missing."""
+def sim_dir(workdir: Path, scale: str, seed: int, sim_set: dict[str, Any] | None = None) -> Path:
+    """The simulated data directory of (scale, seed, preset overrides), written when missing."""
     from recsys.simulation.config import SimConfig
     from recsys.simulation.simulate import existing_outputs, write_simulation
 
-    data = workdir / f"{scale}-seed{seed}"
+    extra = "".join(f"-{k}={v}" for k, v in sorted((sim_set or {}).items()))
+    data = workdir / f"{scale}-seed{seed}{extra}"
     if not existing_outputs(data):
-        write_simulation(SimConfig.preset(scale), seed, data, progress=False)
+        write_simulation(SimConfig.preset(scale, **(sim_set or {})), seed, data, progress=False)
     return data
+
+
+def sim_overrides(pairs: list[str]) -> dict[str, Any]:
+    """`--sim-set key=value` pairs as preset overrides (values parsed as JSON when they can be)."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise SystemExit(f"--sim-set wants key=value, got {pair!r}")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
 
 
 def markdown(frame: pd.DataFrame) -> str:
@@ -122,7 +137,7 @@ def run_quality(args: argparse.Namespace) -> None:
     config = BreakerConfig()
     rows = []
     for seed in args.seeds:
-        data = sim_dir(args.workdir, args.scale, seed)
+        data = sim_dir(args.workdir, args.scale, seed, args.sim_set)
         tables = load_tables(data, on_quarantine="ignore")
         truth = load_truth(data)
         incidents = truth.incidents()
@@ -197,7 +212,7 @@ def run_models(args: argparse.Namespace) -> None:
     from recsys.models import make_model
 
     cases = [(args.data, 0)] if args.data else [
-        (sim_dir(args.workdir, args.scale, s), s) for s in args.seeds
+        (sim_dir(args.workdir, args.scale, s, args.sim_set), s) for s in args.seeds
     ]  # fmt: skip
     rows = []
     for data, seed in cases:
@@ -232,7 +247,9 @@ def run_models(args: argparse.Namespace) -> None:
             print(json.dumps(row), flush=True)
     frame = pd.DataFrame(rows)
     args.workdir.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(args.workdir / f"ranked-{'real' if args.data else args.scale}.csv", index=False)
+    extra = "".join(f"-{k}={v}" for k, v in sorted(args.sim_set.items()))
+    name = "real" if args.data else f"{args.scale}{extra}"
+    frame.to_csv(args.workdir / f"ranked-{name}.csv", index=False)
     cols = [c for c in COLUMNS if c in frame and frame[c].notna().any()]
     summary = frame.groupby("model", sort=False)[cols + ["fit_s", "reco_s"]].agg(["mean", "std"])
     summary.columns = [f"{a} {b}" for a, b in summary.columns]
@@ -256,7 +273,7 @@ def run_speed(args: argparse.Namespace) -> None:
     from recsys.evaluation.splitters import temporal_split
     from recsys.models import make_model
 
-    data = args.data or sim_dir(args.workdir, args.scale, args.seeds[0])
+    data = args.data or sim_dir(args.workdir, args.scale, args.seeds[0], args.sim_set)
     tables = load_tables(data, on_quarantine="ignore")
     split = temporal_split(tables, holdout_days=args.holdout_days)
     ds = build_dataset(split.tables, "agent", cutoff=split.cutoff, weights=LOG, fingerprint="b")
@@ -346,8 +363,16 @@ def main() -> None:
     parser.add_argument("--ranked", nargs="*", default=list(RANKED))
     parser.add_argument("--repeat", type=int, default=2, help="timing rounds (best is kept)")
     parser.add_argument("--workdir", type=Path, default=Path("var/bench"))
+    parser.add_argument(
+        "--sim-set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="simulator preset override, e.g. inherited_group_share=0.5 (repeatable)",
+    )
     parser.add_argument("--plot", type=Path, default=Path("docs/img/return-risk-reliability.png"))
     args = parser.parse_args()
+    args.sim_set = sim_overrides(args.sim_set)
     if args.part == "quality":
         run_quality(args)
     elif args.part == "speed":
