@@ -64,7 +64,8 @@ RANKED: dict[str, dict[str, Any]] = {
 }
 COLUMNS = (
     "kept_ndcg_at_20", "kept_recall_at_20", "return_rate_at_20", "unit_return_rate_at_20",
-    "oracle_share_at_20", "new_agents.kept_ndcg_at_20", "coverage_at_20", "new_ndcg_at_20",
+    "oracle_share_at_20", "new_agents.kept_ndcg_at_20", "few_shares.kept_ndcg_at_20",
+    "few_shares.n", "coverage_at_20", "new_ndcg_at_20",
 )  # fmt: skip
 
 
@@ -168,6 +169,15 @@ def new_agents(split: Any) -> np.ndarray:
     return segments.loc[segments["new_user"].to_numpy(dtype=bool), C.AGENT_ID].to_numpy(object)
 
 
+def few_shares(split: Any, most: int = 3) -> np.ndarray:
+    """Agents with at most `most` shares of their own before the cutoff (issue 5's new agents)."""
+    shares = split.tables["shares"]
+    before = shares[(pd.to_datetime(shares[C.TS], utc=True) < split.cutoff).to_numpy()]
+    counts = before.groupby(C.AGENT_ID).size()
+    agents = split.tables["agents"][C.AGENT_ID].to_numpy(object)
+    return agents[counts.reindex(agents).fillna(0).to_numpy() <= most]
+
+
 def score(
     reco: pd.DataFrame, truth: pd.DataFrame, split: Any, data: Path, oracle: bool, new: np.ndarray
 ) -> dict[str, float]:
@@ -182,6 +192,10 @@ def score(
     mine = per_user[per_user.index.isin(new)]
     out["new_agents.kept_ndcg_at_20"] = float(mine.mean()) if len(mine) else float("nan")
     out["new_agents.n"] = float(len(mine))
+    # the issue's own definition: at most 3 shares of her own before the cutoff
+    few = per_user[per_user.index.isin(few_shares(split))]
+    out["few_shares.kept_ndcg_at_20"] = float(few.mean()) if len(few) else float("nan")
+    out["few_shares.n"] = float(len(few))
     if oracle:
         out.update(oracle_metrics(data, "agent", reco, split.cutoff, (K,), 14))
     return out

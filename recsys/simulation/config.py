@@ -79,6 +79,7 @@ class SimConfig:
     share_rate_size_elasticity: float = 0.25  # big agents share more: rate ~ size ** elasticity
     sigma_share_rate: float = 0.3
     new_agent_share: float = 0.25  # agents who join during the period
+    new_agent_join_window: float = 0.85  # ... within this first fraction of it
     # of them, the share who bring a group that already buys on the platform (a customer who
     # becomes an agent and takes her circle along): her customers bought through an established
     # agent of her region (her host) until she joined; 0 = every new agent's group is new
@@ -180,6 +181,7 @@ class SimConfig:
             "suspended_share",
             "incident_share",
             "new_agent_share",
+            "new_agent_join_window",
             "inherited_group_share",
             "new_customer_share",
             "other_region_share",

@@ -34,7 +34,7 @@ def build_population(
     region = rng.choice(g, size=n_agents, p=region_weights)
     joined = np.where(
         rng.random(n_agents) < config.new_agent_share,
-        rng.uniform(0.0, 0.85 * config.n_days, n_agents),
+        rng.uniform(0.0, config.new_agent_join_window * config.n_days, n_agents),
         -rng.uniform(1.0, config.agent_history_days, n_agents),
     )
     order = np.argsort(joined, kind="stable")

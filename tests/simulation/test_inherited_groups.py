@@ -83,3 +83,12 @@ def test_a_world_read_back_finds_the_same_hosts(tmp_path: Path, run: SimulationR
 def test_the_share_is_checked() -> None:
     with pytest.raises(ValueError, match="inherited_group_share must be in"):
         SimConfig.preset("tiny", inherited_group_share=1.5)
+
+
+def test_the_join_window_bounds_when_new_agents_join(tiny_run: SimulationResult) -> None:
+    days = tiny_run.world.config.n_days
+    assert tiny_run.world.agents.joined_day.max() <= 0.85 * days
+    late = simulate(SimConfig.preset("tiny", new_agent_join_window=1.0), 0).world.agents
+    assert late.joined_day.max() > 0.85 * days
+    with pytest.raises(ValueError, match="new_agent_join_window must be in"):
+        SimConfig.preset("tiny", new_agent_join_window=1.2)
