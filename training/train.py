@@ -285,13 +285,13 @@ def prepare_cached(config: TrainConfig, *, cache: bool | None = None) -> Prepare
     return Prepared(tables, split, dataset, loaded.cache_entry)
 
 
-def _baseline_file(
-    config: TrainConfig, entry: CacheEntry | None, cache: bool | None = None
+def _derived_file(
+    kind: str, settings: dict[str, Any], entry: CacheEntry | None, cache: bool | None
 ) -> Path | None:
-    """Where the popularity baseline's per-user metric for this holdout is cached, if anywhere.
+    """Where a result derived from the cached tables is kept, if anywhere.
 
-    It depends on the tables (the entry), the settings below and the code that computes it, all
-    in the name, so a change to any of them computes it afresh.
+    It depends on the tables (the entry), `settings` and the code that computes it, all in the
+    name, so a change to any of them computes it afresh.
     """
     from recsys.contract.cache_key import package_digest, source_digest
     from recsys.contract.table_cache import cache_enabled
@@ -302,6 +302,39 @@ def _baseline_file(
     for package in ("features", "recsys.data", "recsys.evaluation", "recsys.models"):
         digest.update(package_digest(package).encode())
     digest.update(source_digest(__name__).encode())
+    digest.update(json.dumps(settings, sort_keys=True, default=str).encode())
+    try:
+        return entry.derived(f"{kind}-{digest.hexdigest()[:32]}.parquet")
+    except OSError:
+        return None  # a read-only cache: compute it
+
+
+def _read_derived(path: Path | None) -> pd.DataFrame | None:
+    """A derived result kept earlier (None when absent or unreadable: compute it)."""
+    if path is None or not path.is_file():
+        return None
+    try:
+        return pd.read_parquet(path)
+    except (OSError, ValueError):
+        return None
+
+
+def _keep_derived(path: Path | None, frame: pd.DataFrame) -> None:
+    """Keep a derived result (atomically; a cache that cannot be written is simply not used)."""
+    if path is None:
+        return
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        frame.to_parquet(tmp)
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+
+
+def _baseline_file(
+    config: TrainConfig, entry: CacheEntry | None, cache: bool | None = None
+) -> Path | None:
+    """Where the popularity baseline's per-user metric for this holdout is cached, if anywhere."""
     settings = {
         "target": config.target,
         "holdout_days": config.holdout_days,
@@ -311,11 +344,26 @@ def _baseline_file(
         "seed": config.seed,
         "weights": config.weights,
     }
-    digest.update(json.dumps(settings, sort_keys=True, default=str).encode())
-    try:
-        return entry.derived(f"popular-per-user-{digest.hexdigest()[:32]}.parquet")
-    except OSError:
-        return None  # a read-only cache: compute it
+    return _derived_file("popular-per-user", settings, entry, cache)
+
+
+def holdout_tables(
+    config: TrainConfig, split: Any, entry: CacheEntry | None = None, cache: bool | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The holdout's truth and user segments of the target (kept beside the table cache).
+
+    Both depend only on the tables, the target and the holdout length; computing them takes
+    about a second on `medium`, reading them back a tenth of that.
+    """
+    settings = {"target": config.target, "holdout_days": config.holdout_days}
+    files = [_derived_file(kind, settings, entry, cache) for kind in ("truth", "segments")]
+    kept = [_read_derived(path) for path in files]
+    if kept[0] is not None and kept[1] is not None:
+        return kept[0], kept[1]
+    truth, segments = split.truth(config.target), split.segments(config.target)
+    for path, frame in zip(files, (truth, segments), strict=True):
+        _keep_derived(path, frame)
+    return truth, segments
 
 
 def baseline_per_user(
@@ -330,20 +378,12 @@ def baseline_per_user(
     from recsys.models import make_model
 
     path = _baseline_file(config, entry, cache)
-    if path is not None and path.is_file():
-        try:
-            return pd.read_parquet(path)
-        except (OSError, ValueError):
-            pass
+    kept = _read_derived(path)
+    if kept is not None:
+        return kept
     baseline = make_model("popular", random_state=config.seed).fit(dataset)
     _, per_user, _ = evaluate_model(baseline, dataset, truth, segments, config)
-    if path is not None:
-        try:
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            per_user.to_parquet(tmp)
-            os.replace(tmp, path)
-        except OSError:
-            pass  # the cache only saves time
+    _keep_derived(path, per_user)
     return per_user
 
 
@@ -391,13 +431,12 @@ def run_training(
         warmup.wait()
     waited = time.perf_counter() - waited
     t1 = time.perf_counter()
-    truth = split.truth(config.target)
+    truth, segments = holdout_tables(config, split, prepared.cache_entry, cache)
     if len(truth) == 0:
         raise EmptyDataError(
             f"no {config.target} purchases in the last {config.holdout_days} days: "
             "nothing to evaluate on (lower --holdout-days?)"
         )
-    segments = split.segments(config.target)
     metrics, per_user, reco = evaluate_model(model, dataset, truth, segments, config)
     metrics.update(
         oracle_metrics(

@@ -27,7 +27,7 @@ def test_cached_runs_report_the_same_metrics(data: Path, monkeypatch: pytest.Mon
     entry = prepare_cached(cfg).cache_entry
     assert entry is not None
     derived = sorted(p.name.split("-")[0] for p in (entry.path / "derived").iterdir())
-    assert derived == ["fingerprint", "popular"]
+    assert derived == ["fingerprint", "popular", "segments", "truth"]
     assert len(list((data / CACHE_DIRNAME / ORACLE_CACHE_DIR).glob("picks-*.parquet"))) == 1
     warm = run_training(cfg, log_to_mlflow=False)
     assert warm.metrics == cold.metrics
@@ -47,6 +47,29 @@ def test_other_settings_do_not_reuse_the_baseline(data: Path) -> None:
     assert entry is not None
     assert len(list((entry.path / "derived").glob("popular-per-user-*.parquet"))) == 2
     assert first.per_user.index.tolist() != other.per_user.index.tolist()
+
+
+def test_the_holdout_is_kept_per_target_and_length_and_read_back_equal(data: Path) -> None:
+    from training.train import holdout_tables
+
+    for target, days in (("agent", 14), ("customer", 14), ("agent", 7)):
+        cfg = load_config(None, data=data, model="als", target=target, holdout_days=days)
+        prepared = prepare_cached(cfg)
+        split, entry = prepared.split, prepared.cache_entry
+        first = holdout_tables(cfg, split, entry)
+        again = holdout_tables(cfg, split, entry)
+        for kept, fresh in zip(again, (split.truth(target), split.segments(target)), strict=True):
+            pd.testing.assert_frame_equal(kept, fresh)
+        pd.testing.assert_frame_equal(first[0], again[0])
+    assert entry is not None
+    folder = entry.path / "derived"
+    assert len(list(folder.glob("truth-*.parquet"))) == 3
+    assert len(list(folder.glob("segments-*.parquet"))) == 3
+    # a damaged file is computed again, not trusted
+    for path in folder.glob("truth-*.parquet"):
+        path.write_bytes(b"not parquet")
+    truth, _ = holdout_tables(cfg, split, entry)
+    pd.testing.assert_frame_equal(truth, split.truth("agent"))
 
 
 def test_no_cache_option_trains_without_touching_the_cache(data: Path) -> None:
