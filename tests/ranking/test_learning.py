@@ -138,6 +138,27 @@ def test_ranker_learns_a_planted_signal() -> None:
     assert e.predict(X).mean() == pytest.approx(units.mean(), rel=0.1)
 
 
+@pytest.mark.parametrize("seed", [0, 3, 5])
+def test_poisson_ranker_stays_bounded_with_bulk_buyers(seed: int) -> None:
+    # a few rows with huge counts where everything else predicts near 0: the uncapped,
+    # lightly regularised Newton steps overshoot past the largest label ever seen
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(20_000, len(RANKER_FEATURES))).astype(np.float32)
+    signal = X[:, 0]
+    y = rng.poisson(np.exp(2 * signal - 4)).astype(float)
+    y[rng.choice(np.flatnonzero(signal < -2), 3, replace=False)] = 400.0
+    rows = TrainingRows(X, y, np.zeros(len(y)), 1.0)
+    kwargs = {"label": "purchases", "max_iter": 50, "learning_rate": 0.15, "random_state": seed}
+    loose = Ranker(**kwargs, l2_regularization=1.0, label_cap_quantile=None).fit(rows)  # type: ignore[arg-type]
+    assert loose.predict(X).max() > y.max()
+    ranker = Ranker(**kwargs).fit(rows)  # type: ignore[arg-type]
+    cap = np.quantile(y[y > 0], 0.99)
+    assert ranker.capped(y).max() == cap < 400
+    p = ranker.predict(X)
+    assert np.isfinite(p).all() and p.max() <= 2 * cap  # the loose fit: past 400
+    assert np.corrcoef(np.log(p), signal)[0, 1] > 0.8
+
+
 def test_return_risk_model_is_calibrated_on_a_planted_signal() -> None:
     rng = np.random.default_rng(1)
     X = rng.normal(size=(8000, len(FEATURES))).astype(np.float32)
