@@ -102,7 +102,7 @@ def oracle_metrics(
     cached = _oracle_cache_file(
         Path(data_dir), target, ids, max(ks), cutoff, horizon_days, cache=cache
     )
-    oracle = _read_oracle(cached)
+    oracle = _read_derived(cached)
     if oracle is None:
         oracle = sim_truth.oracle_picks(truth, ids, max(ks), target=target, at=cutoff)
         _write_oracle(cached, oracle)
@@ -146,16 +146,6 @@ def _oracle_cache_file(
     for path, sha in file_digests(truth_files, root).items():
         digest.update(f"{Path(path).relative_to(data_dir).as_posix()}\0{sha}\0".encode())
     return folder / f"picks-{digest.hexdigest()[:32]}.parquet"
-
-
-def _read_oracle(path: Path | None) -> pd.DataFrame | None:
-    """Cached oracle picks, or None."""
-    if path is None or not path.is_file():
-        return None
-    try:
-        return pd.read_parquet(path)
-    except (OSError, ValueError):
-        return None
 
 
 def _write_oracle(path: Path | None, oracle: pd.DataFrame) -> None:
@@ -310,7 +300,7 @@ def _derived_file(
 
 
 def _read_derived(path: Path | None) -> pd.DataFrame | None:
-    """A derived result kept earlier (None when absent or unreadable: compute it)."""
+    """A result kept earlier beside the data (None when absent or unreadable: compute it)."""
     if path is None or not path.is_file():
         return None
     try:
