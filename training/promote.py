@@ -62,15 +62,12 @@ def champion_on_challenger_holdout(
     from mlflow import MlflowClient
 
     client = MlflowClient()
-    ch_tags = client.get_run(challenger_run).data.tags
-    cp_tags = client.get_run(champion_run).data.tags
+    ch, cp = (client.get_run(r).data for r in (challenger_run, champion_run))
     same = all(
-        ch_tags.get(t) == cp_tags.get(t) and ch_tags.get(t) for t in ("data_fingerprint", "cutoff")
+        ch.tags.get(t) == cp.tags.get(t) and ch.tags.get(t) for t in ("data_fingerprint", "cutoff")
     )
     # the same holdout users too: a run evaluated on a sample (`eval_users`) scored only those
-    runs = (challenger_run, champion_run)
-    sampled = {client.get_run(r).data.params.get("eval_users", "None") for r in runs}
-    same = same and len(sampled) == 1
+    same = same and ch.params.get("eval_users", "None") == cp.params.get("eval_users", "None")
     if same:
         frame = load_per_user(champion_run)
         if metric in frame.columns:
