@@ -185,6 +185,8 @@ class World:
         """The agent customer `cust` buys through at `ts` (seconds): her host before her own
         agent joined (an inherited group), else her bound agent."""
         bound = self.customers.agent[cust].astype(np.int64)
+        if len(self.hosts()[2]) == 0:
+            return bound  # no inherited group: every customer buys through her own agent
         host = self.hosts()[0][bound]
         joined_ts = self.start_seconds + self.agents.joined_day[bound] * SECONDS_PER_DAY
         return np.where((host >= 0) & (ts < joined_ts), host, bound)
