@@ -163,7 +163,7 @@ def build_events_frame(
     if twin is not None and len(rows) < n:
         twin = twin.take(pa.array(rows))
     returned, fault = returned_units(
-        purchases[C.PURCHASE_ID].to_numpy(dtype=object)[rows],
+        purchases[C.PURCHASE_ID].take(rows),
         qty,
         tables[Tables.RETURNS],
         before=cutoff,

@@ -13,10 +13,9 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from recsys.columns import FAULT_RETURN_REASONS, Columns, Tables
-from recsys.contract.arrow_tables import index_in
+from recsys.contract.arrow_tables import arrow_strings, index_in
 from recsys.data.dataset import FAULT_RETURNED_QTY, RETURNED_QTY
 from recsys.data.id_map import IdMap
 from recsys.exceptions import EmptyDataError
@@ -61,19 +60,20 @@ def time_ns(values: pd.Series) -> np.ndarray:
     return utc_series(values).to_numpy(dtype="datetime64[ns]").view(np.int64)
 
 
-def lookup(keys: pd.Series | np.ndarray, value_set: np.ndarray) -> np.ndarray:
+def lookup(keys: pd.Series | np.ndarray | pa.Array, value_set: np.ndarray | pa.Array) -> np.ndarray:
     """Position of each key in `value_set` (unique strings), -1 where absent or null.
 
-    Arrow's hash lookup is several times faster than pandas' on millions of Python strings;
-    keys that are not all strings fall back to pandas.
+    Arrow's hash lookup is several times faster than pandas' on millions of Python strings, and
+    Arrow-backed keys (event ids) are looked up without building a `str` each; keys that are not
+    all strings fall back to pandas.
     """
     try:
-        arr = pa.array(keys, type=pa.string(), from_pandas=True)
-        values = pa.array(value_set, type=pa.string())
+        arr = arrow_strings(keys)
+        values = arrow_strings(value_set)
     except (pa.ArrowInvalid, pa.ArrowTypeError):
-        return pd.Index(value_set).get_indexer(np.asarray(keys, dtype=object)).astype(np.int64)
-    found = pc.fill_null(pc.index_in(arr, value_set=values), -1)
-    return np.asarray(found, dtype=np.int64)
+        index = pd.Index(np.asarray(value_set, dtype=object))
+        return index.get_indexer(np.asarray(keys, dtype=object)).astype(np.int64)
+    return index_in(arr, values)
 
 
 def lookup_arrow(keys: pa.Array, value_set: np.ndarray) -> np.ndarray | None:
@@ -162,7 +162,7 @@ def purchase_lines(tables: Mapping[str, pd.DataFrame], cutoff: pd.Timestamp) -> 
     lines[C.TS] = utc_series(lines[C.TS])
     qty = lines[C.QTY].to_numpy(dtype=np.int64)
     returned, fault = returned_units(
-        lines[C.PURCHASE_ID].to_numpy(dtype=object), qty, tables[Tables.RETURNS], before=cutoff
+        lines[C.PURCHASE_ID], qty, tables[Tables.RETURNS], before=cutoff
     )
     lines[C.QTY] = qty
     lines[RETURNED_QTY] = returned
@@ -171,7 +171,7 @@ def purchase_lines(tables: Mapping[str, pd.DataFrame], cutoff: pd.Timestamp) -> 
 
 
 def returned_units(
-    purchase_ids: np.ndarray,
+    purchase_ids: pd.Series | np.ndarray,
     qty: np.ndarray,
     returns: pd.DataFrame,
     before: pd.Timestamp | None = None,
@@ -194,7 +194,7 @@ def returned_units(
     units = rets[C.QTY].to_numpy(dtype=np.int64)
     is_fault = rets[C.REASON].isin(FAULT_RETURN_REASONS).to_numpy()
     # Sum returns per purchase first (few rows), then look the lines up in that small set.
-    ret_ids = rets[C.PURCHASE_ID].to_numpy(dtype=object)
+    ret_ids = rets[C.PURCHASE_ID]
     returned_ids = pd.unique(ret_ids)
     code = lookup(ret_ids, returned_ids)
     ok = code >= 0  # a null purchase id matches nothing

@@ -1,6 +1,7 @@
 """Typed contract tables to Arrow and back, value for value (the format of the table cache).
 
-A typed table is what validation keeps: text and ids as Python `str` (None when missing), floats
+A typed table is what validation keeps: text and ids as Python `str` (None when missing), event
+ids (`ColumnSpec.event_id`) as pandas' Arrow-backed `str` dtype (NaN when missing), floats
 as float64, ints as int64 (`Int64` when nullable), timestamps as datetime64[ns, UTC], lists as
 Python lists of str. Text columns with many repeats (foreign keys, categories) are stored
 dictionary-encoded, so reading them back builds each distinct `str` once and shares it between
@@ -16,7 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from recsys.contract.schema import SCHEMAS, ColumnSpec
+from recsys.contract.schema import EVENT_ID_DTYPE, SCHEMAS, ColumnSpec
 
 # Dictionary-encode a text column when a sample of it holds at most this share of distinct values.
 DICTIONARY_MAX_SHARE = 0.5
@@ -29,6 +30,55 @@ _ARROW_TYPES: dict[str, pa.DataType] = {
     "ts": pa.timestamp("ns", tz="UTC"),
     "list": pa.list_(pa.string()),
 }
+
+
+def event_ids(values: pa.Array | pa.ChunkedArray) -> pd.Series:
+    """Arrow strings (plain or dictionary) as an `EVENT_ID_DTYPE` column, without a `str` each."""
+    if pa.types.is_dictionary(values.type):
+        values = values.cast(pa.string())
+    return pd.Series(values, dtype=EVENT_ID_DTYPE, copy=False)
+
+
+def arrow_strings(
+    values: pd.Series | pd.api.extensions.ExtensionArray | np.ndarray | pa.Array | pa.ChunkedArray,
+) -> pa.Array:
+    """Text values as one Arrow array; an Arrow-backed column is handed over without a copy.
+
+    Raises
+    ------
+    pyarrow.ArrowInvalid, pyarrow.ArrowTypeError
+        If `values` hold something else than strings and missing values.
+    """
+    if isinstance(values, pa.ChunkedArray):
+        return _one_array(values)
+    if isinstance(values, pa.Array):
+        return values
+    if isinstance(values, pd.Series):
+        values = values.array
+    if isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow":
+        return _one_array(values.__arrow_array__())
+    return pa.array(np.asarray(values, dtype=object), type=pa.string(), from_pandas=True)
+
+
+def with_event_ids(
+    name: str, frame: pd.DataFrame, arrow: Mapping[str, pa.Array] | None = None
+) -> pd.DataFrame:
+    """`frame` (a typed table of `name`), its event-id columns set to `EVENT_ID_DTYPE` in place.
+
+    `arrow` may hold some columns already in Arrow (same values, null where missing): they are
+    used as they are instead of converting the Python `str` of the frame.
+    """
+    given = arrow or {}
+    for spec in SCHEMAS[name].columns:
+        if not spec.event_id or spec.name not in frame.columns:
+            continue
+        if isinstance(frame[spec.name].dtype, pd.StringDtype):
+            continue
+        twin = given.get(spec.name)
+        if twin is None or len(twin) != len(frame):
+            twin = arrow_strings(frame[spec.name])
+        frame[spec.name] = event_ids(twin).set_axis(frame.index)
+    return frame
 
 
 def encode_text(arr: pa.Array) -> pa.Array:
@@ -66,7 +116,7 @@ def encode_text_chunks(column: pa.ChunkedArray, max_distinct: int | None = None)
 
 def _text_to_arrow(values: pd.Series) -> pa.Array:
     """A str/None column as Arrow strings, dictionary-encoded when values repeat a lot."""
-    return encode_text(pa.array(values.to_numpy(dtype=object), type=pa.string(), from_pandas=True))
+    return encode_text(arrow_strings(values))
 
 
 def index_in(values: pa.Array, keys: pa.Array) -> np.ndarray:
@@ -154,6 +204,8 @@ def text_values(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
 
 def _from_arrow(column: pa.ChunkedArray, spec: ColumnSpec) -> pd.Series:
     """One Arrow column back as the typed pandas column of its contract kind."""
+    if spec.event_id:
+        return event_ids(column)
     if spec.kind in ("id", "str"):
         return pd.Series(text_values(column), dtype=object, copy=False)
     if spec.kind == "list":

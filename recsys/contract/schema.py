@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+import numpy as np
 import pandas as pd
 
 from recsys.columns import RETURN_REASONS, SKU_STATUSES, TIERS, Columns, Tables
@@ -24,6 +25,9 @@ class ColumnSpec:
     max_value: float | None = None  # inclusive
     gt_value: float | None = None  # exclusive lower bound (price > 0)
     allowed: tuple[str | int, ...] | None = None
+    # The id of an event (a share, a line, an order, a return): millions of nearly distinct
+    # values, kept as Arrow-backed `str` (docs/data-contract.md) rather than one Python object each.
+    event_id: bool = False
 
 
 @dataclass(frozen=True)
@@ -105,7 +109,7 @@ CUSTOMERS = TableSpec(
 SHARES = TableSpec(
     name=Tables.SHARES,
     columns=(
-        ColumnSpec(C.SHARE_ID, "id"),
+        ColumnSpec(C.SHARE_ID, "id", event_id=True),
         ColumnSpec(C.TS, "ts"),
         ColumnSpec(C.AGENT_ID, "id"),
         ColumnSpec(C.SKU_ID, "id"),
@@ -123,15 +127,15 @@ SHARES = TableSpec(
 PURCHASES = TableSpec(
     name=Tables.PURCHASES,
     columns=(
-        ColumnSpec(C.PURCHASE_ID, "id"),
-        ColumnSpec(C.ORDER_ID, "id"),
+        ColumnSpec(C.PURCHASE_ID, "id", event_id=True),
+        ColumnSpec(C.ORDER_ID, "id", event_id=True),
         ColumnSpec(C.TS, "ts"),
         ColumnSpec(C.CUSTOMER_ID, "id"),
         ColumnSpec(C.AGENT_ID, "id"),
         ColumnSpec(C.SKU_ID, "id"),
         ColumnSpec(C.QTY, "int", min_value=1),
         ColumnSpec(C.UNIT_PRICE, "float", min_value=0.0),
-        ColumnSpec(C.SHARE_ID, "id", nullable=True),
+        ColumnSpec(C.SHARE_ID, "id", nullable=True, event_id=True),
     ),
     primary_key=C.PURCHASE_ID,
     foreign_keys=(
@@ -146,9 +150,9 @@ PURCHASES = TableSpec(
 RETURNS = TableSpec(
     name=Tables.RETURNS,
     columns=(
-        ColumnSpec(C.RETURN_ID, "id"),
+        ColumnSpec(C.RETURN_ID, "id", event_id=True),
         ColumnSpec(C.TS, "ts"),
-        ColumnSpec(C.PURCHASE_ID, "id"),
+        ColumnSpec(C.PURCHASE_ID, "id", event_id=True),
         ColumnSpec(C.QTY, "int", min_value=1),
         ColumnSpec(C.REASON, "str", allowed=RETURN_REASONS),
     ),
@@ -171,16 +175,19 @@ KIND_DTYPES: dict[str, str] = {
     "ts": "datetime64[ns, UTC]",
     "list": "object",
 }
+# Event ids (`ColumnSpec.event_id`): pandas' Arrow-backed string dtype with NaN for missing values
+# (pandas 3's default `str`): comparisons give plain bools, values stay in Arrow until read as str.
+EVENT_ID_DTYPE = pd.StringDtype("pyarrow", na_value=np.nan)
+
+
+def column_dtype(spec: ColumnSpec) -> str | pd.api.extensions.ExtensionDtype:
+    """The pandas dtype of a typed column of this spec."""
+    if spec.event_id:
+        return EVENT_ID_DTYPE
+    return "Int64" if spec.kind == "int" and spec.nullable else KIND_DTYPES[spec.kind]
 
 
 def empty_table(table: str) -> pd.DataFrame:
     """A typed table with no rows: the contract's columns, in order, with their dtypes."""
     spec = SCHEMAS[table]
-    return pd.DataFrame(
-        {
-            c.name: pd.Series(
-                [], dtype="Int64" if c.kind == "int" and c.nullable else KIND_DTYPES[c.kind]
-            )
-            for c in spec.columns
-        }
-    )
+    return pd.DataFrame({c.name: pd.Series([], dtype=column_dtype(c)) for c in spec.columns})

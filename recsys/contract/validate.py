@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 from pandas.util import hash_array
 
 from recsys.columns import Columns, Tables
-from recsys.contract.arrow_tables import index_in
+from recsys.contract.arrow_tables import index_in, with_event_ids
 from recsys.contract.coerce import Coerced, TimeBounds, coerce_column
 from recsys.contract.io import RELEASE_ROWS, SOURCE_FILE, SOURCE_ROW, read_raw_arrow
 from recsys.contract.quarantine import (
@@ -432,7 +432,10 @@ def _validate(
             pa.default_memory_pool().release_unused()  # lookups' hash tables, gone now
     quarantine = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     return ValidationResult(
-        tables={name: state.kept for name, state in checked.items()},
+        tables={
+            name: with_event_ids(name, state.kept, arrow.get(name))
+            for name, state in checked.items()
+        },
         quarantine=quarantine[list(QUARANTINE_COLUMNS)],
         rows_read=rows_read,
         arrow=arrow,

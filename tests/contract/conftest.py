@@ -10,6 +10,7 @@ import pytest
 
 from recsys.columns import Columns as C
 from recsys.columns import Tables
+from recsys.contract.arrow_tables import with_event_ids
 from recsys.contract.io import read_raw_table, write_table
 from recsys.contract.validate import ValidationResult
 
@@ -22,8 +23,14 @@ def _ts(values: list[str]) -> pd.Series:
     )
 
 
+def typed_tables() -> dict[str, pd.DataFrame]:
+    """`valid_tables` as validation outputs them: event ids as Arrow-backed `str`."""
+    return {name: with_event_ids(name, frame) for name, frame in valid_tables().items()}
+
+
 def valid_tables() -> dict[str, pd.DataFrame]:
-    """Six small tables that pass every check, typed as validation outputs them."""
+    """Six small tables that pass every check, typed as validation outputs them but for event ids
+    (Python `str` here, as a caller may pass them; `typed_tables` has them as validated)."""
     skus = pd.DataFrame(
         {
             C.SKU_ID: ["S1", "S2", "S3"],

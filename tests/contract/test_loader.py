@@ -12,7 +12,7 @@ from recsys.columns import Columns as C
 from recsys.columns import Tables as T
 from recsys.contract.loader import QuarantineWarning, load_tables
 from recsys.exceptions import SchemaError
-from tests.contract.conftest import NOW, valid_tables, write_data_dir
+from tests.contract.conftest import NOW, typed_tables, valid_tables, write_data_dir
 
 
 @pytest.fixture()
@@ -29,7 +29,7 @@ def test_load_tables_returns_typed_tables_when_clean(data_dir: Path) -> None:
         warnings.simplefilter("error")
         tables = load_tables(data_dir, now=NOW)
     assert list(tables) == list(T.ALL)
-    for name, frame in valid_tables().items():
+    for name, frame in typed_tables().items():
         pd.testing.assert_frame_equal(tables[name], frame)
     assert not (data_dir / "quarantine").exists()
 

@@ -15,7 +15,7 @@ from recsys.columns import Tables as T
 from recsys.contract.quarantine import QUARANTINE_COLUMNS
 from recsys.contract.validate import validate_dir, validate_tables
 from recsys.exceptions import SchemaError
-from tests.contract.conftest import NOW, valid_tables
+from tests.contract.conftest import NOW, typed_tables, valid_tables
 
 
 def test_validate_dir_keeps_every_valid_row(data_dir: Path) -> None:
@@ -24,7 +24,7 @@ def test_validate_dir_keeps_every_valid_row(data_dir: Path) -> None:
     assert result.quarantine.empty
     assert result.rows_read == {T.SKUS: 3, T.AGENTS: 2, T.CUSTOMERS: 3, T.SHARES: 2,
                                 T.PURCHASES: 4, T.RETURNS: 2}  # fmt: skip
-    for name, frame in valid_tables().items():
+    for name, frame in typed_tables().items():
         pd.testing.assert_frame_equal(result.tables[name], frame, check_dtype=True)
 
 
@@ -49,7 +49,7 @@ def test_validate_dir_reads_partitioned_folders(
     data_dir = make_dir(tables, "folder")
     assert (data_dir / T.PURCHASES / "part-1.csv").is_file()
     result = validate_dir(data_dir, now=NOW)
-    expected = valid_tables()[T.PURCHASES].iloc[:3]
+    expected = typed_tables()[T.PURCHASES].iloc[:3]
     pd.testing.assert_frame_equal(result.tables[T.PURCHASES], expected)
     assert result.quarantine[["source_file", "row"]].to_dict("records") == [
         {"source_file": "purchases/part-1.csv", "row": 2}
@@ -199,5 +199,5 @@ def test_validate_tables_accepts_typed_frames() -> None:
     # Importers check what they built before writing it: typed frames go through unchanged.
     result = validate_tables(valid_tables(), now=NOW)
     assert result.exit_code == 0
-    for name, frame in valid_tables().items():
+    for name, frame in typed_tables().items():
         pd.testing.assert_frame_equal(result.tables[name], frame)

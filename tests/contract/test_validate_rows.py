@@ -7,6 +7,7 @@ import pytest
 
 from recsys.columns import Columns as C
 from recsys.columns import Tables as T
+from recsys.contract.schema import EVENT_ID_DTYPE
 from recsys.contract.validate import validate_tables
 from tests.contract.conftest import NOW, record
 
@@ -177,7 +178,8 @@ def test_validate_tables_types_every_column(raw: dict[str, pd.DataFrame]) -> Non
     assert result.tables[T.SHARES][C.AUDIENCE_SIZE].isna().tolist() == [False, True]
     purchases = result.tables[T.PURCHASES]
     assert purchases[C.QTY].tolist() == [2, 1, 3, 1]
-    assert purchases[C.SHARE_ID].tolist() == ["H1", None, "H2", None]
+    assert purchases[C.SHARE_ID].dtype == EVENT_ID_DTYPE
+    assert purchases[C.SHARE_ID].fillna("-").tolist() == ["H1", "-", "H2", "-"]
     for frame in result.tables.values():
         assert not any(c.startswith("_source") for c in frame.columns)
         assert frame.index.equals(pd.RangeIndex(len(frame)))

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from recsys.columns import Columns, Tables
+from recsys.contract.arrow_tables import with_event_ids
 from recsys.contract.io import write_table
 from recsys.events.check import check_events
 from serving.auth import add_key
@@ -84,13 +85,16 @@ def click(i: int, **changes: Any) -> dict[str, Any]:
     return {**event, **changes}
 
 
+CONTRACT_TABLE = {"share": Tables.SHARES, "purchase": Tables.PURCHASES, "return": Tables.RETURNS}
+
+
 def expected_table(items: list[dict[str, Any]], kind: str) -> pd.DataFrame:
     """The contract table the loader should give for the posted events of `kind`."""
     typed = check_events([i for i in items if i["kind"] == kind]).typed[kind]
     frame = typed.frame.drop(columns="event_id")
     if "audience_size" in frame:
         frame["audience_size"] = frame["audience_size"].astype("Int64")
-    return frame
+    return with_event_ids(CONTRACT_TABLE[kind], frame)
 
 
 def write_catalogue(data_dir: Path) -> Path:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from recsys.columns import Tables
 from recsys.contract.io import LIST_SEPARATOR
-from recsys.contract.schema import SCHEMAS, ColumnSpec
+from recsys.contract.schema import EVENT_ID_DTYPE, SCHEMAS, ColumnSpec
 from recsys.exceptions import SchemaError
 
 if TYPE_CHECKING:
@@ -240,6 +240,8 @@ def to_local(frame: Any, table: str) -> Any:
             out[spec.name] = pd.array(values, dtype="Int64" if spec.nullable else "int64")
         elif spec.kind == "float":
             out[spec.name] = values.astype(np.float64)
+        elif spec.event_id:
+            out[spec.name] = values.astype(EVENT_ID_DTYPE)
         else:
             out[spec.name] = values.astype(object)
     return out
