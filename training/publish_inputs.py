@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from features.logs import returned_units
 from recsys.cache.keys import check_target, fallback_field
 from recsys.cache.snapshot import SKU_TABLE_COLUMNS
 from recsys.columns import Columns, Tables
@@ -94,10 +95,10 @@ def build_sku_table(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
 def _purchases_with_groups(tables: dict[str, pd.DataFrame], target: str) -> pd.DataFrame:
     """Purchase lines with `kept` units and the region/tier of the user they count for."""
     purchases = tables[Tables.PURCHASES]
-    returns = tables[Tables.RETURNS]
-    returned = returns.groupby(C.PURCHASE_ID)[C.QTY].sum()
     lines = purchases[[C.PURCHASE_ID, C.TS, C.CUSTOMER_ID, C.AGENT_ID, C.SKU_ID, C.QTY]].copy()
-    lines[_KEPT] = lines[C.QTY] - lines[C.PURCHASE_ID].map(returned).fillna(0).to_numpy()
+    qty = lines[C.QTY].to_numpy(dtype=np.int64)
+    returned, _ = returned_units(lines[C.PURCHASE_ID], qty, tables[Tables.RETURNS])
+    lines[_KEPT] = qty - returned
     agents = tables[Tables.AGENTS].set_index(C.AGENT_ID)
     if target == "agent":
         lines[C.REGION] = lines[C.AGENT_ID].map(agents[C.REGION])

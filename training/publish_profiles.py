@@ -22,6 +22,7 @@ import numpy as np
 import orjson
 import pandas as pd
 
+from features.logs import returned_units
 from recsys.columns import Columns, Tables
 
 C = Columns
@@ -43,11 +44,10 @@ _SHARE = "share"
 def purchase_lines(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """Purchase lines with the units returned (capped at the units bought) and the category."""
     purchases = tables[Tables.PURCHASES]
-    returned = tables[Tables.RETURNS].groupby(C.PURCHASE_ID)[C.QTY].sum()
     cols = [C.PURCHASE_ID, C.CUSTOMER_ID, C.AGENT_ID, C.SKU_ID, C.QTY, C.UNIT_PRICE]
     lines = purchases[cols].copy()
-    back = lines[C.PURCHASE_ID].map(returned).fillna(0).to_numpy(dtype=np.int64)
-    lines[RETURNED] = np.minimum(back, lines[C.QTY].to_numpy(dtype=np.int64))
+    qty = lines[C.QTY].to_numpy(dtype=np.int64)
+    lines[RETURNED], _ = returned_units(lines[C.PURCHASE_ID], qty, tables[Tables.RETURNS])
     category = tables[Tables.SKUS].set_index(C.SKU_ID)[C.CATEGORY]
     lines[C.CATEGORY] = lines[C.SKU_ID].map(category)
     return lines
