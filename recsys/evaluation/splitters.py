@@ -15,10 +15,9 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from recsys.columns import FAULT_RETURN_REASONS, Columns, Tables
-from recsys.contract.arrow_tables import index_in
+from features.logs import lookup, lookup_arrow, returned_units
+from recsys.columns import Columns, Tables
 from recsys.data.dataset import FAULT_RETURNED_QTY, RETURNED_QTY, user_column
 from recsys.exceptions import EmptyDataError
 
@@ -39,44 +38,20 @@ def _utc(values: pd.Series) -> pd.Series:
 def _index_of(values: np.ndarray, keys: np.ndarray, arrow: pa.Array | None = None) -> np.ndarray:
     """Position of each value among the unique `keys`, -1 where absent or null.
 
-    Arrow hashes millions of str several times faster than a pandas Index; `arrow` (the values
-    already in Arrow, possibly dictionary-encoded) skips the conversion. Values that are not all
-    text take the pandas path.
+    `arrow` (the values already in Arrow, possibly dictionary-encoded) skips the conversion.
     """
-    try:
-        key_arr = pa.array(keys, type=pa.string(), from_pandas=True)
-        if arrow is not None and len(arrow) == len(values):
-            return index_in(arrow, key_arr)
-        arr = pa.array(values, type=pa.string(), from_pandas=True)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        return pd.Index(keys).get_indexer(values).astype(np.int64)
-    found = pc.fill_null(pc.index_in(arr, value_set=key_arr), -1)
-    return np.asarray(found, dtype=np.int64)
+    if arrow is not None and len(arrow) == len(values):
+        found = lookup_arrow(arrow, keys)
+        if found is not None:
+            return found
+    return lookup(values, keys)
 
 
 def _units_returned(purchases: pd.DataFrame, returns: pd.DataFrame) -> pd.DataFrame:
     """`returned_qty` and `fault_returned_qty` of each purchase line (capped at its qty)."""
-    rets = pd.DataFrame(
-        {
-            C.PURCHASE_ID: returns[C.PURCHASE_ID].to_numpy(dtype=object),
-            RETURNED_QTY: returns[C.QTY].to_numpy(dtype=np.int64),
-        }
-    )
-    rets[FAULT_RETURNED_QTY] = np.where(
-        returns[C.REASON].isin(FAULT_RETURN_REASONS).to_numpy(), rets[RETURNED_QTY], 0
-    )
-    per_line = rets.groupby(C.PURCHASE_ID, sort=False).sum()
-    pos = _index_of(
-        purchases[C.PURCHASE_ID].to_numpy(dtype=object), per_line.index.to_numpy(dtype=object)
-    )
-    hit = pos >= 0
     qty = purchases[C.QTY].to_numpy(dtype=np.int64)
-    out = {}
-    for col in (RETURNED_QTY, FAULT_RETURNED_QTY):
-        units = np.zeros(len(purchases), dtype=np.int64)
-        units[hit] = per_line[col].to_numpy()[pos[hit]]
-        out[col] = np.minimum(units, qty)
-    return pd.DataFrame(out, index=purchases.index)
+    returned, fault = returned_units(purchases[C.PURCHASE_ID], qty, returns)
+    return pd.DataFrame({RETURNED_QTY: returned, FAULT_RETURNED_QTY: fault}, index=purchases.index)
 
 
 @dataclass(frozen=True)
