@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from features.logs import lookup
 from recsys.columns import FAULT_RETURN_REASONS, Columns, Tables
 from recsys.quality.bounds import beta_lower, wilson_lower
 
@@ -148,11 +149,10 @@ class QualityLog:
             raise ValueError(f"tables is missing table(s) {missing}; it has {sorted(tables)}")
         skus = tables[Tables.SKUS]
         sku_ids = skus[C.SKU_ID].to_numpy(dtype=object)
-        sku_index = pd.Index(sku_ids)
         categories, sku_category = np.unique(skus[C.CATEGORY].astype(str), return_inverse=True)
 
         purchases = tables[Tables.PURCHASES]
-        line_sku = sku_index.get_indexer(purchases[C.SKU_ID].to_numpy(dtype=object))
+        line_sku = lookup(purchases[C.SKU_ID], sku_ids)
         known = np.flatnonzero(line_sku >= 0)
         line_ts = _ns(purchases[C.TS])[known]
         order = np.argsort(line_ts, kind="stable")
@@ -160,12 +160,12 @@ class QualityLog:
         line_ts = line_ts[order]
         line_sku = line_sku[rows].astype(np.int64)
         line_qty = purchases[C.QTY].to_numpy(dtype=np.int64)[rows]
-        line_index = pd.Index(purchases[C.PURCHASE_ID].to_numpy(dtype=object)[rows])
+        line_ids = purchases[C.PURCHASE_ID].take(rows)
 
         returns = tables[Tables.RETURNS]
         fault = returns[C.REASON].isin(fault_reasons).to_numpy()
         rets = returns.loc[fault]
-        ret_line = line_index.get_indexer(rets[C.PURCHASE_ID].to_numpy(dtype=object))
+        ret_line = lookup(rets[C.PURCHASE_ID], line_ids)
         ok = ret_line >= 0
         ret_ts, ret_line = _ns(rets[C.TS])[ok], ret_line[ok].astype(np.int64)
         units = rets[C.QTY].to_numpy(dtype=np.int64)[ok]
