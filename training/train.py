@@ -152,10 +152,8 @@ def _write_oracle(path: Path | None, oracle: pd.DataFrame) -> None:
     """Cache oracle picks, keeping only the newest `ORACLE_KEEP` tables of the folder."""
     if path is None:
         return
+    _keep_derived(path, oracle.reset_index(drop=True))
     try:
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        oracle.to_parquet(tmp, index=False)
-        os.replace(tmp, path)  # readers never see half a file
         older = sorted(path.parent.glob("picks-*.parquet"), key=lambda p: p.stat().st_mtime)
         for stale in older[:-ORACLE_KEEP]:
             stale.unlink(missing_ok=True)
