@@ -51,6 +51,8 @@ import json, os, resource, sys, time, warnings
 warnings.simplefilter("ignore")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 from pathlib import Path
+from recsys.allocator import reuse_freed_memory
+reuse_freed_memory()  # as the `recsys` command does for its batch jobs
 from training.config import load_config
 data, out = Path(sys.argv[1]), sys.argv[2]
 cfg = load_config(None, data=data, model="als", params=json.loads(sys.argv[3]),

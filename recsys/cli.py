@@ -35,6 +35,18 @@ COMMAND_MODULES: tuple[str, ...] = (
 for _name in COMMAND_MODULES:
     importlib.import_module(_name).register(app)
 
+# Long-running services keep the allocator's default (they give memory back to the system).
+SERVICE_COMMANDS = frozenset({"serve", "sink"})
+
+
+@app.callback()
+def _batch_setup(ctx: typer.Context) -> None:
+    """Sell-with-confidence recommendations for social e-commerce."""
+    if ctx.invoked_subcommand not in SERVICE_COMMANDS:
+        from recsys.allocator import reuse_freed_memory
+
+        reuse_freed_memory()
+
 
 def main() -> None:
     """Run the CLI."""
