@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import scipy.sparse as sp
 
 from features.logs import (
@@ -159,15 +158,9 @@ def build_events_frame(
     if not known.all():
         rows, user_idx, sku_idx = rows[known], user_idx[known], sku_idx[known]
     qty = purchases[C.QTY].to_numpy(dtype=np.int64)[rows]
-    twin = arrow_column(arrow_columns, Tables.PURCHASES, C.PURCHASE_ID, n)
-    if twin is not None and len(rows) < n:
-        twin = twin.take(pa.array(rows))
+    # purchase ids are Arrow-backed (event ids): the lookup reads them without a copy
     returned, fault = returned_units(
-        purchases[C.PURCHASE_ID].take(rows),
-        qty,
-        tables[Tables.RETURNS],
-        before=cutoff,
-        purchase_arrow=twin,
+        purchases[C.PURCHASE_ID].take(rows), qty, tables[Tables.RETURNS], before=cutoff
     )
     ts = ts_all[rows]
     price = purchases[C.UNIT_PRICE].to_numpy(dtype=np.float64)[rows]

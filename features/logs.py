@@ -175,14 +175,12 @@ def returned_units(
     qty: np.ndarray,
     returns: pd.DataFrame,
     before: pd.Timestamp | None = None,
-    *,
-    purchase_arrow: pa.Array | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Units returned of each purchase line (all of them, or only by returns before `before`).
 
     Returns two int64 arrays aligned to `purchase_ids`: all returned units (capped at `qty`, in case
     the log over-returns a line) and the units returned for a fault reason (capped likewise).
-    `purchase_arrow` may hold the same ids in Arrow, which spares converting them.
+    Arrow-backed ids (the contract's event ids) are looked up without building a `str` each.
     """
     rets = returns
     if before is not None:
@@ -203,11 +201,7 @@ def returned_units(
     fault_units = np.bincount(
         code[ok], weights=np.where(is_fault, units, 0)[ok], minlength=n_ids
     ).astype(np.int64)
-    pos = None
-    if purchase_arrow is not None and len(purchase_arrow) == len(purchase_ids):
-        pos = lookup_arrow(purchase_arrow, returned_ids)
-    if pos is None:
-        pos = lookup(purchase_ids, returned_ids)
+    pos = lookup(purchase_ids, returned_ids)
     hit = pos >= 0
     returned[hit] = all_units[pos[hit]]
     fault[hit] = fault_units[pos[hit]]
