@@ -317,7 +317,7 @@ def publish_snapshot(
                 tally.timings["similar_s"] = time.perf_counter() - t1
             if profiles is not None and sku_stats is not None:
                 writer.stage = "writing agent profiles and SKU stats"
-                extras = _write_extras(writer, profiles, sku_stats, sku_pos)
+                extras = write_extras(writer, profiles, sku_stats, sku_pos)
             writer.stage = "writing the meta record"
             record = meta_record(
                 meta, snapshot, target, top_n, writer, tally, fb_names, n_similar, len(sku_pos)
@@ -431,7 +431,7 @@ def meta_record(
     }
 
 
-def _write_extras(
+def write_extras(
     writer: SnapshotWriter, profiles: pd.DataFrame, sku_stats: pd.DataFrame, sku_pos: pd.Index
 ) -> dict[str, int]:
     """Write agent profiles and the return figures of the snapshot's SKUs; return the counts."""

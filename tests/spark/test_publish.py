@@ -25,6 +25,7 @@ from training.publish_inputs import (
     user_ids,
     user_regions,
 )
+from training.publish_profiles import build_agent_profiles, build_sku_stats, encode_records
 from training.publish_writer import PublishError
 from training.spark import publish_inputs as spark_inputs
 from training.spark.publish import _bucketed, publish_with_spark
@@ -64,6 +65,8 @@ def _local_publish(client: Any, model: Any, tables: dict[str, pd.DataFrame]) -> 
         regions=user_regions(tables, "agent"),
         similar_k=SIMILAR_K,
         n_buckets=N_BUCKETS,
+        profiles=build_agent_profiles(tables),
+        sku_stats=build_sku_stats(tables),
     )
 
 
@@ -99,8 +102,10 @@ def test_publish_spark_writes_the_local_snapshot_and_the_models_top_k(
     report = _spark_publish(spark, redis_url, model, sim_tiny_dir)
     assert read_current(redis_client, "agent") == report.snapshot
     assert report.replaced == local.snapshot
-    for field in ("n_users", "n_users_without_picks", "n_picks", "n_similar", "bytes_picks"):
+    fields = ("n_users", "n_users_without_picks", "n_picks", "n_similar", "bytes_picks")
+    for field in (*fields, "n_profiles", "n_sku_stats"):
         assert getattr(report, field) == getattr(local, field), field
+    assert report.n_profiles == len(local_tables["agents"]) and report.n_sku_stats > 0
     assert report.n_users == len(local_tables["agents"]) and report.n_similar > 0
 
     # Byte for byte: picks with their reasons, similar SKUs, fallbacks and the SKU table.
@@ -121,6 +126,11 @@ def test_publish_spark_writes_the_local_snapshot_and_the_models_top_k(
     assert redis_client.get(keys.skus(report.snapshot)) == redis_client.get(
         keys.skus(local.snapshot)
     )
+    extras = [keys.sku_stats] + [lambda s, b=b: keys.profiles(s, b) for b in range(N_BUCKETS)]
+    for key_of in extras:
+        assert redis_client.hgetall(key_of(report.snapshot)) == redis_client.hgetall(
+            key_of(local.snapshot)
+        )
     meta = read_meta(redis_client, "agent", report.snapshot)
     assert meta["engine"] == "spark" and meta["model_version"] == "7"
     assert meta["counts"] == read_meta(redis_client, "agent", local.snapshot)["counts"]
@@ -217,3 +227,19 @@ def test_publish_cli_spark_publishes_a_registered_model(
     meta = read_meta(redis_client, "agent", current)
     assert meta["engine"] == "spark" and meta["model_version"] == spark_trained.model_version
     assert meta["counts"]["similar"] == 0 and meta["top_n"] == 5
+
+
+def test_profiles_and_sku_stats_equal_the_local_builders(
+    spark_tables: dict[str, Any], local_tables: dict[str, pd.DataFrame]
+) -> None:
+    want = build_agent_profiles(local_tables).sort_index()
+    got = spark_inputs.agent_profiles(spark_tables).sort_index()
+    pd.testing.assert_frame_equal(got, want)
+    # the data exercises the computed fields: price bands, three categories, returns
+    assert want["price_band"].notna().sum() > 10 and want["top_categories"].map(len).max() == 3
+    assert list(encode_records(got)) == list(encode_records(want))  # the JSON published
+    stats, want_stats = spark_inputs.sku_stats(spark_tables), build_sku_stats(local_tables)
+    pd.testing.assert_frame_equal(stats, want_stats)
+    assert want_stats["returned"].sum() > 0
+    with pytest.raises(ValueError, match="n_categories must be >= 1"):
+        spark_inputs.agent_profiles(spark_tables, n_categories=0)

@@ -47,6 +47,7 @@ from training.publish import (
     meta_record,
     publish_failed,
     retire_older,
+    write_extras,
 )
 from training.publish_inputs import History
 from training.publish_reasons import PickReasons, encode_fallbacks
@@ -359,6 +360,10 @@ def publish_with_spark(
     n_similar_buckets = n_buckets_for(len(sku_ids)) if similar_k > 0 else 0
     parallelism = spark.sparkContext.defaultParallelism
     n_parts = n_partitions or max(parallelism, min(n_buckets, -(-n_users // batch_size)))
+    profiles = sku_stats = None
+    if target == "agent":
+        tell("aggregating agent profiles and SKU return figures")
+        profiles, sku_stats = inputs.agent_profiles(tables), inputs.sku_stats(tables)
     timings["prepare_s"] = time.perf_counter() - started
 
     keys = CacheKeys(target)
@@ -384,9 +389,11 @@ def publish_with_spark(
         sku_ids=context.broadcast(sku_ids),
         fallbacks=context.broadcast(dict(fallbacks)),
     )
+    writer.with_extras = profiles is not None
     live = client.get(keys.pointer(channel))
     tally = Tally()
     n_similar = 0
+    extras: dict[str, int] = {}
     with target_lock(client, keys, f"publish {snapshot} (spark)"):
         try:
             writer.stage = "writing the SKU table and fallback lists"
@@ -415,6 +422,10 @@ def publish_with_spark(
                 fn = similar_partition(job, similar_k, n_similar_buckets)
                 n_similar = _sum_tallies(spread.mapInPandas(fn, TALLY_SCHEMA))["written"]
                 timings["similar_s"] = time.perf_counter() - t1
+            if profiles is not None and sku_stats is not None:
+                writer.stage = "writing agent profiles and SKU stats"
+                tell(writer.stage)
+                extras = write_extras(writer, profiles, sku_stats, pd.Index(sku_ids))
             writer.stage = "writing the meta record"
             record = meta_record(
                 {**dict(meta), "engine": "spark"},
@@ -427,11 +438,14 @@ def publish_with_spark(
                 n_similar,
                 len(sku_ids),
             )
+            record["counts"].update(extras)
             writer.write_meta(orjson.dumps(record, default=str))
             t2 = time.perf_counter()
             writer.stage = "verifying counts"
             tell(writer.stage)
             writer.verify(tally.written, len(fb_names), n_similar)
+            if extras:
+                writer.verify_extras(extras["profiles"], extras["sku_stats"])
             writer.stage = "making the snapshot permanent"
             _persist_all(client, writer)
             writer.stage = "flipping the live pointer"
@@ -458,6 +472,8 @@ def publish_with_spark(
         n_skus=len(sku_ids),
         n_fallback_lists=len(fb_names),
         n_similar=n_similar,
+        n_profiles=extras.get("profiles", 0),
+        n_sku_stats=extras.get("sku_stats", 0),
         n_buckets=n_buckets,
         bytes_picks=tally.bytes,
         seconds=time.perf_counter() - started,

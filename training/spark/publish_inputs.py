@@ -19,6 +19,7 @@ from recsys.cache.keys import check_target, fallback_field
 from recsys.columns import Columns, Tables
 from recsys.data.dataset import user_column
 from training.publish_inputs import N_BUYERS, build_sku_table
+from training.publish_profiles import PRICE_QUANTILES, PROFILE_FIELDS, RETURNED
 from training.spark.io import collect_table
 
 C = Columns
@@ -168,4 +169,118 @@ def user_rows(
         F.coalesce(F.col("_hist._n"), F.array().cast("array<bigint>")).alias(HIST_COUNTS),
         "factors",
         F.coalesce(F.col("warm"), F.lit(False)).alias("warm"),
+    )
+
+
+def _returned_lines(tables: Mapping[str, DataFrame]) -> DataFrame:
+    """`training.publish_profiles.purchase_lines` on the executors: lines, returned, category."""
+    returned = tables[Tables.RETURNS].groupBy(C.PURCHASE_ID).agg(F.sum(C.QTY).alias("_ret"))
+    lines = tables[Tables.PURCHASES].select(
+        C.PURCHASE_ID, C.CUSTOMER_ID, C.AGENT_ID, C.SKU_ID, C.QTY, C.UNIT_PRICE
+    )
+    lines = lines.join(returned, C.PURCHASE_ID, "left")
+    back = F.least(F.coalesce(F.col("_ret"), F.lit(0)), F.col(C.QTY))
+    lines = lines.withColumn(RETURNED, back.cast("long")).drop("_ret")
+    categories = tables[Tables.SKUS].select(C.SKU_ID, C.CATEGORY)
+    return lines.join(F.broadcast(categories), C.SKU_ID, "left")
+
+
+def _price_bands(lines: DataFrame) -> pd.DataFrame:
+    """Per agent, the unit prices below which 25% / 50% / 75% of her units sold (collected)."""
+    priced = lines.groupBy(C.AGENT_ID, C.UNIT_PRICE).agg(F.sum(C.QTY).alias("_q"))
+    # ordered by price, the default frame takes every row of an equal price at once: the share
+    # reached at a price is the same as after its last line in the local, line-by-line sum
+    below = F.sum("_q").over(Window.partitionBy(C.AGENT_ID).orderBy(C.UNIT_PRICE))
+    share = below / F.sum("_q").over(Window.partitionBy(C.AGENT_ID))
+    priced = priced.withColumn("_share", share)
+    bands = priced.groupBy(C.AGENT_ID).agg(
+        *[
+            F.min(F.when(F.col("_share") >= q - 1e-9, F.col(C.UNIT_PRICE))).alias(name)
+            for name, q in PRICE_QUANTILES.items()
+        ]
+    )
+    return bands.toPandas().set_index(C.AGENT_ID)
+
+
+def _top_categories(lines: DataFrame, n: int) -> pd.Series:
+    """Per agent, her `n` biggest categories by units with their share (collected)."""
+    units = lines.groupBy(C.AGENT_ID, C.CATEGORY).agg(F.sum(C.QTY).alias("_u"))
+    units = units.withColumn(
+        "_share", F.col("_u") / F.sum("_u").over(Window.partitionBy(C.AGENT_ID))
+    )
+    order = Window.partitionBy(C.AGENT_ID).orderBy(F.col("_share").desc(), F.col(C.CATEGORY))
+    top = units.withColumn("_rank", F.row_number().over(order)).where(F.col("_rank") <= n)
+    rows = top.toPandas().sort_values([C.AGENT_ID, "_rank"], kind="stable")
+    pairs = [
+        {"category": c, "share": round(float(s), 4)}
+        for c, s in zip(rows[C.CATEGORY], rows["_share"], strict=True)
+    ]
+    return (
+        pd.Series(pairs, index=rows[C.AGENT_ID].to_numpy(dtype=object)).groupby(level=0).agg(list)
+    )
+
+
+def agent_profiles(tables: Mapping[str, DataFrame], n_categories: int = 3) -> pd.DataFrame:
+    """`training.publish_profiles.build_agent_profiles`, aggregated on the executors.
+
+    Raises
+    ------
+    ValueError
+        If `n_categories` < 1.
+    """
+    if n_categories < 1:
+        raise ValueError(f"n_categories must be >= 1, got {n_categories}")
+    agents = tables[Tables.AGENTS].select(C.AGENT_ID, C.REGION, C.TIER).toPandas()
+    agents.index = pd.Index(
+        agents.pop(C.AGENT_ID).astype(str).to_numpy(dtype=object), name=C.AGENT_ID
+    )
+    index = agents.index
+    lines = _returned_lines(tables).persist()
+    try:
+        per_agent = lines.groupBy(C.AGENT_ID).agg(
+            F.sum(C.QTY).alias("_units"),
+            F.sum(RETURNED).alias("_returned"),
+            F.countDistinct(C.CUSTOMER_ID).alias("_buyers"),
+        )
+        sums = per_agent.toPandas().set_index(C.AGENT_ID).reindex(index, fill_value=0)
+        audience = tables[Tables.CUSTOMERS].groupBy(C.AGENT_ID).count().toPandas()
+        audience = audience.set_index(C.AGENT_ID)["count"].reindex(index, fill_value=0)
+        prices = _price_bands(lines).reindex(index)
+        cats = _top_categories(lines, n_categories).reindex(index)
+    finally:
+        lines.unpersist()
+    units = sums["_units"].astype(np.int64)
+    out = pd.DataFrame(
+        {
+            "region": agents[C.REGION].astype(object),
+            "tier": agents[C.TIER].astype(np.int64),
+            "audience_size": audience.astype(np.int64),
+            "buyers": sums["_buyers"].astype(np.int64),
+            "units": units,
+            "return_rate": (sums["_returned"] / units.where(units > 0)).round(4),
+        },
+        index=index,
+    )
+    out["price_band"] = [
+        None if np.isnan(lo) else {"low": float(lo), "median": float(mid), "high": float(hi)}
+        for lo, mid, hi in prices[list(PRICE_QUANTILES)].to_numpy(dtype=np.float64)
+    ]
+    out["top_categories"] = [c if isinstance(c, list) else [] for c in cats]
+    return out[list(PROFILE_FIELDS)]
+
+
+def sku_stats(tables: Mapping[str, DataFrame]) -> pd.DataFrame:
+    """`training.publish_profiles.build_sku_stats`, aggregated on the executors (collected)."""
+    stats = (
+        _returned_lines(tables)
+        .groupBy(C.SKU_ID)
+        .agg(F.sum(C.QTY).alias("units"), F.sum(RETURNED).alias("returned"))
+    )
+    frame = stats.toPandas().set_index(C.SKU_ID).sort_index()
+    return pd.DataFrame(
+        {
+            "units": frame["units"].astype(np.int64),
+            "returned": frame["returned"].astype(np.int64),
+            "return_rate": (frame["returned"] / frame["units"]).round(4),
+        }
     )
