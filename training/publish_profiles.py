@@ -81,6 +81,49 @@ def _top_categories(lines: pd.DataFrame, n: int) -> pd.Series:
     return pd.Series(pairs, index=top[C.AGENT_ID].to_numpy()).groupby(level=0).agg(list)
 
 
+def check_n_categories(n_categories: int) -> None:
+    """Raise ValueError unless `n_categories` >= 1."""
+    if n_categories < 1:
+        raise ValueError(f"n_categories must be >= 1, got {n_categories}")
+
+
+def profile_frame(
+    agents: pd.DataFrame,
+    audience: pd.Series,
+    per_agent: pd.DataFrame,
+    prices: pd.DataFrame,
+    categories: pd.Series,
+) -> pd.DataFrame:
+    """Profile rows in `agents`' order from figures indexed by agent id (missing = none).
+
+    `agents` has `region` and `tier`; `audience` counts her bound customers; `per_agent` holds
+    `buyers`, `units` and `returned` of the lines through her; `prices` the columns of
+    `PRICE_QUANTILES`; `categories` her top categories (a list each).
+    """
+    index = agents.index
+    sums = per_agent.reindex(index, fill_value=0)
+    units = sums["units"].astype(np.int64)
+    out = pd.DataFrame(
+        {
+            "region": agents[C.REGION].astype(object),
+            "tier": agents[C.TIER].astype(np.int64),
+            "audience_size": audience.reindex(index, fill_value=0).astype(np.int64),
+            "buyers": sums["buyers"].astype(np.int64),
+            "units": units,
+            "return_rate": (sums[RETURNED] / units.where(units > 0)).round(4),
+        },
+        index=index,
+    )
+    bands = prices.reindex(index)[list(PRICE_QUANTILES)].to_numpy(dtype=np.float64)
+    out["price_band"] = [
+        None if np.isnan(lo) else {"low": float(lo), "median": float(mid), "high": float(hi)}
+        for lo, mid, hi in bands
+    ]
+    cats = categories.reindex(index)
+    out["top_categories"] = [c if isinstance(c, list) else [] for c in cats]
+    return out[list(PROFILE_FIELDS)]
+
+
 def build_agent_profiles(tables: dict[str, pd.DataFrame], n_categories: int = 3) -> pd.DataFrame:
     """One profile row per agent (index = agent id), with the columns of `PROFILE_FIELDS`.
 
@@ -95,34 +138,24 @@ def build_agent_profiles(tables: dict[str, pd.DataFrame], n_categories: int = 3)
     ValueError
         If `n_categories` < 1.
     """
-    if n_categories < 1:
-        raise ValueError(f"n_categories must be >= 1, got {n_categories}")
+    check_n_categories(n_categories)
     agents = tables[Tables.AGENTS].set_index(C.AGENT_ID)
-    index = agents.index
     lines = purchase_lines(tables)
     by_agent = lines.groupby(C.AGENT_ID)
-    units = by_agent[C.QTY].sum().reindex(index, fill_value=0)
-    returned = by_agent[RETURNED].sum().reindex(index, fill_value=0)
-    audience = tables[Tables.CUSTOMERS].groupby(C.AGENT_ID).size()
-    out = pd.DataFrame(
+    per_agent = pd.DataFrame(
         {
-            "region": agents[C.REGION].astype(object),
-            "tier": agents[C.TIER].astype(np.int64),
-            "audience_size": audience.reindex(index, fill_value=0).astype(np.int64),
-            "buyers": by_agent[C.CUSTOMER_ID].nunique().reindex(index, fill_value=0),
-            "units": units.astype(np.int64),
-            "return_rate": (returned / units.where(units > 0)).round(4),
-        },
-        index=index,
+            "buyers": by_agent[C.CUSTOMER_ID].nunique(),
+            "units": by_agent[C.QTY].sum(),
+            RETURNED: by_agent[RETURNED].sum(),
+        }
     )
-    prices = _weighted_quantiles(lines).reindex(index)
-    out["price_band"] = [
-        None if np.isnan(lo) else {"low": float(lo), "median": float(mid), "high": float(hi)}
-        for lo, mid, hi in prices[list(PRICE_QUANTILES)].to_numpy(dtype=np.float64)
-    ]
-    cats = _top_categories(lines, n_categories).reindex(index)
-    out["top_categories"] = [c if isinstance(c, list) else [] for c in cats]
-    return out[list(PROFILE_FIELDS)]
+    return profile_frame(
+        agents,
+        tables[Tables.CUSTOMERS].groupby(C.AGENT_ID).size(),
+        per_agent,
+        _weighted_quantiles(lines),
+        _top_categories(lines, n_categories),
+    )
 
 
 def build_sku_stats(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:

@@ -19,7 +19,12 @@ from recsys.cache.keys import check_target, fallback_field
 from recsys.columns import Columns, Tables
 from recsys.data.dataset import user_column
 from training.publish_inputs import N_BUYERS, build_sku_table
-from training.publish_profiles import PRICE_QUANTILES, PROFILE_FIELDS, RETURNED
+from training.publish_profiles import (
+    PRICE_QUANTILES,
+    RETURNED,
+    check_n_categories,
+    profile_frame,
+)
 from training.spark.io import collect_table
 
 C = Columns
@@ -228,45 +233,28 @@ def agent_profiles(tables: Mapping[str, DataFrame], n_categories: int = 3) -> pd
     ValueError
         If `n_categories` < 1.
     """
-    if n_categories < 1:
-        raise ValueError(f"n_categories must be >= 1, got {n_categories}")
+    check_n_categories(n_categories)
     agents = tables[Tables.AGENTS].select(C.AGENT_ID, C.REGION, C.TIER).toPandas()
     agents.index = pd.Index(
         agents.pop(C.AGENT_ID).astype(str).to_numpy(dtype=object), name=C.AGENT_ID
     )
-    index = agents.index
     lines = _returned_lines(tables).persist()
     try:
         per_agent = lines.groupBy(C.AGENT_ID).agg(
-            F.sum(C.QTY).alias("_units"),
-            F.sum(RETURNED).alias("_returned"),
-            F.countDistinct(C.CUSTOMER_ID).alias("_buyers"),
+            F.countDistinct(C.CUSTOMER_ID).alias("buyers"),
+            F.sum(C.QTY).alias("units"),
+            F.sum(RETURNED).alias(RETURNED),
         )
-        sums = per_agent.toPandas().set_index(C.AGENT_ID).reindex(index, fill_value=0)
         audience = tables[Tables.CUSTOMERS].groupBy(C.AGENT_ID).count().toPandas()
-        audience = audience.set_index(C.AGENT_ID)["count"].reindex(index, fill_value=0)
-        prices = _price_bands(lines).reindex(index)
-        cats = _top_categories(lines, n_categories).reindex(index)
+        return profile_frame(
+            agents,
+            audience.set_index(C.AGENT_ID)["count"],
+            per_agent.toPandas().set_index(C.AGENT_ID),
+            _price_bands(lines),
+            _top_categories(lines, n_categories),
+        )
     finally:
         lines.unpersist()
-    units = sums["_units"].astype(np.int64)
-    out = pd.DataFrame(
-        {
-            "region": agents[C.REGION].astype(object),
-            "tier": agents[C.TIER].astype(np.int64),
-            "audience_size": audience.astype(np.int64),
-            "buyers": sums["_buyers"].astype(np.int64),
-            "units": units,
-            "return_rate": (sums["_returned"] / units.where(units > 0)).round(4),
-        },
-        index=index,
-    )
-    out["price_band"] = [
-        None if np.isnan(lo) else {"low": float(lo), "median": float(mid), "high": float(hi)}
-        for lo, mid, hi in prices[list(PRICE_QUANTILES)].to_numpy(dtype=np.float64)
-    ]
-    out["top_categories"] = [c if isinstance(c, list) else [] for c in cats]
-    return out[list(PROFILE_FIELDS)]
 
 
 def sku_stats(tables: Mapping[str, DataFrame]) -> pd.DataFrame:
