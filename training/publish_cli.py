@@ -182,6 +182,13 @@ def publish(
     spark_conf: Annotated[
         list[str] | None, typer.Option(help="Spark setting key=value, repeatable (--engine spark).")
     ] = None,
+    profiles: Annotated[
+        bool,
+        typer.Option(
+            help="Write the picks explorer's agent profiles and SKU return figures (agent "
+            "snapshots; about 350 bytes per agent in Redis). --no-profiles leaves them out."
+        ),
+    ] = True,
 ) -> None:
     """Score every agent (or customer) and publish the picks to Redis as the live snapshot."""
     from recsys.cache.connect import redis_failures
@@ -216,6 +223,7 @@ def publish(
                 similar_k=similar_k,
                 ttl_old=int(ttl_old_days * 86_400),
                 channel=channel,
+                profiles=profiles,
             )
         else:
             data_dir = Path(location)
@@ -232,6 +240,7 @@ def publish(
                 ttl_old=int(ttl_old_days * 86_400),
                 progress=progress,
                 channel=channel,
+                profiles=profiles,
             )
     per_user = report.bytes_picks / max(report.n_users, 1)
     console.print(
@@ -265,6 +274,7 @@ def _run_publish(
     ttl_old: int,
     progress: bool,
     channel: str = "current",
+    profiles: bool = True,
 ) -> Any:
     """Load the tables, build the publish inputs and publish."""
     try:
@@ -286,6 +296,7 @@ def _run_publish(
     )
     tables = load_tables(data_dir, on_quarantine="warn")
     sku_table = build_sku_table(tables)
+    with_profiles = profiles and target == "agent"
     meta = snapshot_meta(resolved, data_dir)
     return publish_snapshot(
         client,
@@ -304,8 +315,8 @@ def _run_publish(
         similar_k=similar_k,
         channel=channel,
         # who each agent is, and how often each SKU comes back: for the picks explorer
-        profiles=build_agent_profiles(tables) if target == "agent" else None,
-        sku_stats=build_sku_stats(tables) if target == "agent" else None,
+        profiles=build_agent_profiles(tables) if with_profiles else None,
+        sku_stats=build_sku_stats(tables) if with_profiles else None,
     )
 
 

@@ -91,9 +91,15 @@ def test_publish_cli_with_a_model_folder_then_rollback(
     meta = load_snapshot(redis_client, "agent").meta
     assert (meta["model_fit"], meta["model_name"], meta["top_n"]) == ("folder", "fixed", 5)
     assert meta["counts"]["fallback_lists"] == 6 and meta["counts"]["similar"] == 20
-    second = runner.invoke(app, args)
+    assert meta["counts"]["profiles"] == 24 and meta["counts"]["sku_stats"] > 0
+    assert redis_client.keys(f"*{snapshot}*:profiles")
+    second = runner.invoke(app, [*args, "--no-profiles"])
     assert second.exit_code == 0, _text(second)
     assert f"(replaced {snapshot})" in _text(second)
+    lean = read_current(redis_client, "agent")
+    assert "profiles" not in load_snapshot(redis_client, "agent").meta["counts"]
+    assert not redis_client.keys(f"*{lean}*:profiles")
+    assert not redis_client.keys(f"*{lean}*:stats")
     back = runner.invoke(app, ["rollback", "--redis-url", redis_url])
     assert back.exit_code == 0
     assert f"live snapshot is now {snapshot}" in _text(back)

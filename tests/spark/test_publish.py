@@ -217,6 +217,7 @@ def test_publish_cli_spark_publishes_a_registered_model(
             "5",
             "--similar-k",
             "0",
+            "--no-profiles",
         ],
     )
     assert result.exit_code == 0, result.output
@@ -227,6 +228,7 @@ def test_publish_cli_spark_publishes_a_registered_model(
     meta = read_meta(redis_client, "agent", current)
     assert meta["engine"] == "spark" and meta["model_version"] == spark_trained.model_version
     assert meta["counts"]["similar"] == 0 and meta["top_n"] == 5
+    assert "profiles" not in meta["counts"] and not redis_client.keys(f"*{current}*:profiles")
 
 
 def test_profiles_and_sku_stats_equal_the_local_builders(

@@ -294,6 +294,7 @@ def publish_with_spark(
     n_partitions: int | None = None,
     pending_ttl: int = DEFAULT_PENDING_TTL,
     on_stage: Callable[[str], None] | None = None,
+    profiles: bool = True,
 ) -> PublishReport:
     """Publish `model`'s picks of every agent (customer) of `data` as a new snapshot, via Spark.
 
@@ -316,6 +317,9 @@ def publish_with_spark(
         session's parallelism).
     on_stage
         Called with a description of each stage as it starts (e.g. to show progress).
+    profiles
+        Write the picks explorer's agent profiles and SKU return figures (agent snapshots):
+        aggregated on the executors, one row per agent and per SKU collected to the driver.
 
     Raises
     ------
@@ -360,10 +364,10 @@ def publish_with_spark(
     n_similar_buckets = n_buckets_for(len(sku_ids)) if similar_k > 0 else 0
     parallelism = spark.sparkContext.defaultParallelism
     n_parts = n_partitions or max(parallelism, min(n_buckets, -(-n_users // batch_size)))
-    profiles = sku_stats = None
-    if target == "agent":
+    agent_profiles = sku_stats = None
+    if target == "agent" and profiles:
         tell("aggregating agent profiles and SKU return figures")
-        profiles, sku_stats = inputs.agent_profiles(tables), inputs.sku_stats(tables)
+        agent_profiles, sku_stats = inputs.agent_profiles(tables), inputs.sku_stats(tables)
     timings["prepare_s"] = time.perf_counter() - started
 
     keys = CacheKeys(target)
@@ -389,7 +393,7 @@ def publish_with_spark(
         sku_ids=context.broadcast(sku_ids),
         fallbacks=context.broadcast(dict(fallbacks)),
     )
-    writer.with_extras = profiles is not None
+    writer.with_extras = agent_profiles is not None
     live = client.get(keys.pointer(channel))
     tally = Tally()
     n_similar = 0
@@ -422,10 +426,10 @@ def publish_with_spark(
                 fn = similar_partition(job, similar_k, n_similar_buckets)
                 n_similar = _sum_tallies(spread.mapInPandas(fn, TALLY_SCHEMA))["written"]
                 timings["similar_s"] = time.perf_counter() - t1
-            if profiles is not None and sku_stats is not None:
+            if agent_profiles is not None and sku_stats is not None:
                 writer.stage = "writing agent profiles and SKU stats"
                 tell(writer.stage)
-                extras = write_extras(writer, profiles, sku_stats, pd.Index(sku_ids))
+                extras = write_extras(writer, agent_profiles, sku_stats, pd.Index(sku_ids))
             writer.stage = "writing the meta record"
             record = meta_record(
                 {**dict(meta), "engine": "spark"},
@@ -496,6 +500,7 @@ def publish_command(
     similar_k: int,
     ttl_old: int,
     channel: str,
+    profiles: bool = True,
 ) -> PublishReport:
     """`recsys publish --engine spark`: start the session and publish a resolved model."""
     from recsys.console import console, err_console
@@ -523,4 +528,5 @@ def publish_command(
             ttl_old=ttl_old,
             channel=channel,
             on_stage=lambda stage: status.update(f"{stage} (Spark)"),
+            profiles=profiles,
         )
