@@ -85,18 +85,7 @@ def _buy_from_shares(
     later = ~now & (rng.random(len(p)) < customers.storefront_rate[cust] * p)
     owned = _owns_non_consumable(world, state, cust, sku, now | later)
     now, later = now & ~owned, later & ~owned
-    delay = rng.exponential(cfg.buy_delay_hours * 3600, int(now.sum()))
-    buy_ts = ts[now] + delay.astype(np.int64)
-    out.append(
-        _lines(
-            np.minimum(buy_ts, day_end - 1),
-            cust[now],
-            shares.agent[share[now]],
-            sku[now],
-            shares.share_id[share[now]],
-            SOURCE_SHARE,
-        )
-    )
+    out.append(_bought_through(world, rng, shares, share, cust, now, day_end, SOURCE_SHARE))
     delay = rng.geometric(cfg.storefront_p_day, int(later.sum()))
     ok = delay <= cfg.storefront_max_days
     state.purchase_queue.push(
@@ -129,15 +118,29 @@ def forwarded_purchases(
     share, cust, sku, ts = share[ok], cust[ok], sku[ok], ts[ok]
     buy = rng.random(len(cust)) < cfg.forward_view * buy_probability(world, cust, sku)
     buy &= ~_owns_non_consumable(world, state, cust, sku, buy)
-    delay = rng.exponential(cfg.buy_delay_hours * 3600, int(buy.sum()))
-    buy_ts = ts[buy] + delay.astype(np.int64)
+    return _bought_through(world, rng, shares, share, cust, buy, day_end, SOURCE_FORWARD)
+
+
+def _bought_through(
+    world: World,
+    rng: np.random.Generator,
+    shares: ShareRows,
+    share: np.ndarray,
+    cust: np.ndarray,
+    bought: np.ndarray,
+    day_end: int,
+    source: int,
+) -> PurchaseRows:
+    """Lines of the (share row, customer) pairs that buy: a delay after the share, same day."""
+    delay = rng.exponential(world.config.buy_delay_hours * 3600, int(bought.sum()))
+    buy_ts = shares.ts[share[bought]] + delay.astype(np.int64)
     return _lines(
         np.minimum(buy_ts, day_end - 1),
-        cust[buy],
-        shares.agent[share[buy]],
-        sku[buy],
-        shares.share_id[share[buy]],
-        SOURCE_FORWARD,
+        cust[bought],
+        shares.agent[share[bought]],
+        shares.sku[share[bought]],
+        shares.share_id[share[bought]],
+        source,
     )
 
 
