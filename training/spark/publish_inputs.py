@@ -51,12 +51,14 @@ def sku_rows(spark: SparkSession, skus: pd.DataFrame) -> DataFrame:
 
 def _kept_lines(tables: Mapping[str, DataFrame], target: str) -> DataFrame:
     """Purchase lines with units kept and the region and tier of the user they count for."""
-    returned = tables[Tables.RETURNS].groupBy(C.PURCHASE_ID).agg(F.sum(C.QTY).alias("_ret"))
-    lines = tables[Tables.PURCHASES].select(
-        C.PURCHASE_ID, C.TS, C.CUSTOMER_ID, C.AGENT_ID, C.SKU_ID, C.QTY
+    lines = _with_returned(tables).select(
+        C.TS,
+        C.CUSTOMER_ID,
+        C.AGENT_ID,
+        C.SKU_ID,
+        C.QTY,
+        (F.col(C.QTY) - F.col(RETURNED)).alias(_KEPT),
     )
-    lines = lines.join(returned, C.PURCHASE_ID, "left")
-    lines = lines.withColumn(_KEPT, F.col(C.QTY) - F.coalesce(F.col("_ret"), F.lit(0)))
     agents = tables[Tables.AGENTS].select(C.AGENT_ID, C.REGION, C.TIER)
     if target == "agent":
         return lines.join(agents, C.AGENT_ID, "left")
@@ -177,15 +179,19 @@ def user_rows(
     )
 
 
+def _with_returned(tables: Mapping[str, DataFrame]) -> DataFrame:
+    """Purchase lines with `returned`: units returned, capped at those bought (as locally)."""
+    returned = tables[Tables.RETURNS].groupBy(C.PURCHASE_ID).agg(F.sum(C.QTY).alias("_ret"))
+    lines = tables[Tables.PURCHASES].join(returned, C.PURCHASE_ID, "left")
+    back = F.least(F.coalesce(F.col("_ret"), F.lit(0)), F.col(C.QTY))
+    return lines.withColumn(RETURNED, back.cast("long")).drop("_ret")
+
+
 def _returned_lines(tables: Mapping[str, DataFrame]) -> DataFrame:
     """`training.publish_profiles.purchase_lines` on the executors: lines, returned, category."""
-    returned = tables[Tables.RETURNS].groupBy(C.PURCHASE_ID).agg(F.sum(C.QTY).alias("_ret"))
-    lines = tables[Tables.PURCHASES].select(
-        C.PURCHASE_ID, C.CUSTOMER_ID, C.AGENT_ID, C.SKU_ID, C.QTY, C.UNIT_PRICE
+    lines = _with_returned(tables).select(
+        C.CUSTOMER_ID, C.AGENT_ID, C.SKU_ID, C.QTY, C.UNIT_PRICE, RETURNED
     )
-    lines = lines.join(returned, C.PURCHASE_ID, "left")
-    back = F.least(F.coalesce(F.col("_ret"), F.lit(0)), F.col(C.QTY))
-    lines = lines.withColumn(RETURNED, back.cast("long")).drop("_ret")
     categories = tables[Tables.SKUS].select(C.SKU_ID, C.CATEGORY)
     return lines.join(F.broadcast(categories), C.SKU_ID, "left")
 
