@@ -365,7 +365,6 @@ class RankedRecommender(BaseRecommender):
         the number of candidate pairs (`candidate_pairs`).
         """
         from recsys.ranking.candidates import generate
-        from recsys.ranking.features import FEATURES
         from recsys.ranking.lookup import first_per_row
         from recsys.ranking.ranker import ranker_matrix
         from recsys.ranking.rules import exclusion_mask
@@ -385,7 +384,7 @@ class RankedRecommender(BaseRecommender):
         X = ranker_matrix(state, agent_idx, kept)
         clock.lap("features")
         p_bought = self.ranker_.predict(X)
-        p_return = self.return_model_.predict(X[:, : len(FEATURES)])
+        p_return = self.return_model_.predict(X)  # reads its FEATURES columns
         value = self._values(skus)
         # a ranker without a model (e.g. a log with no shares) scores on another scale: no mix
         both = self.ranker_.model_ is not None and self.share_ranker_.model_ is not None

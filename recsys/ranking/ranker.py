@@ -30,6 +30,7 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+from scipy.special import expit
 
 from recsys.columns import Columns, Tables
 from recsys.data.dataset import RETURNED_QTY
@@ -42,6 +43,7 @@ from recsys.ranking.candidates import (
 )
 from recsys.ranking.features import FEATURES, pair_features
 from recsys.ranking.state import RankingState
+from recsys.ranking.trees import FlatForest
 
 C = Columns
 Label = Literal["bought", "kept", "purchases", "units", "shared_purchases", "shared_units"]
@@ -251,6 +253,8 @@ class Ranker:
     label_cap_quantile: float | None = 0.99
     random_state: int = 0
     model_: Any = field(default=None, init=False, repr=False)
+    # the flattened booster, False when it cannot be flattened, None: not built yet
+    forest_: Any = field(default=None, init=False, repr=False, compare=False)
 
     def fit(self, rows: TrainingRows) -> Ranker:
         """Fit on the training rows (or keep the fallback when they are too few).
@@ -262,6 +266,7 @@ class Ranker:
         """
         if self.label not in LABELS:
             raise ValueError(f"label must be one of {LABELS}, got {self.label!r}")
+        self.forest_ = None
         n_pos = int((rows.y > 0).sum())
         if min(n_pos, len(rows.y) - n_pos) < 10:
             self.model_ = None
@@ -299,9 +304,21 @@ class Ranker:
             return np.zeros(0)
         if self.model_ is None:
             return fallback_score(X)
+        forest = self._forest()
+        if forest is not None:
+            # the inverse links of scikit-learn's Poisson and log losses, applied as it does
+            raw = forest.raw(X)
+            return np.exp(raw) if self.label in REGRESSION_LABELS else expit(raw)
         if self.label in REGRESSION_LABELS:
             return np.asarray(self.model_.predict(X), dtype=np.float64)
         return np.asarray(self.model_.predict_proba(X)[:, 1], dtype=np.float64)
+
+    def _forest(self) -> FlatForest | None:
+        """The booster flattened for fast scoring, built once; None if it cannot be."""
+        if getattr(self, "forest_", None) is None:  # models pickled before have no attribute
+            flat = FlatForest.supports(self.model_)
+            self.forest_ = FlatForest.from_sklearn(self.model_) if flat else False
+        return self.forest_ or None
 
 
 def fallback_score(X: np.ndarray) -> np.ndarray:

@@ -35,6 +35,7 @@ from recsys.columns import Columns
 from recsys.data.dataset import RETURNED_QTY
 from recsys.ranking.features import RETURN_FEATURES, feature_columns, pair_features
 from recsys.ranking.state import RankingState
+from recsys.ranking.trees import FlatForest
 
 C = Columns
 
@@ -120,6 +121,8 @@ class ReturnRiskModel:
     features: tuple[str, ...] = RETURN_FEATURES
     base_rate_: float = field(default=0.0, init=False)
     model_: Any = field(default=None, init=False, repr=False)
+    # (flattened booster, calibration map), False when it cannot be flattened, None: not yet
+    scorer_: Any = field(default=None, init=False, repr=False, compare=False)
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> ReturnRiskModel:
         """Fit on pair-feature rows (all of `FEATURES`) and 0/1 labels; a constant if one class.
@@ -134,6 +137,7 @@ class ReturnRiskModel:
         y = np.asarray(y, dtype=np.int64)
         self.base_rate_ = float(y.mean())
         n_minor = int(min(y.sum(), len(y) - y.sum()))
+        self.scorer_ = None
         if n_minor < 10:
             # too few returns (or keeps) to learn from: the base rate for everyone
             self.model_ = None
@@ -157,13 +161,32 @@ class ReturnRiskModel:
         return self
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        """P(return) of each row of pair features (float64 in [0, 1])."""
+        """P(return) of each row of pair features (float64 in [0, 1]); columns after
+        `FEATURES` (e.g. the ranker's source flags) are ignored."""
         if self.model_ is None:
             return np.full(len(X), self.base_rate_)
         if len(X) == 0:
             return np.zeros(0)
-        proba = self.model_.predict_proba(X[:, feature_columns(self.features)])[:, 1]
+        scorer = self._scorer()
+        if scorer is not None:
+            forest, calibrator = scorer
+            proba = calibrator.predict(forest.raw(X))
+        else:
+            proba = self.model_.predict_proba(X[:, feature_columns(self.features)])[:, 1]
         return np.clip(proba, 0.0, 1.0)
+
+    def _scorer(self) -> tuple[FlatForest, Any] | None:
+        """The booster flattened (reading the feature columns of X) and its calibration map, as
+        scikit-learn's `predict_proba` applies them; None when it cannot be flattened."""
+        if getattr(self, "scorer_", None) is None:  # models pickled before have no attribute
+            self.scorer_ = False
+            fitted = getattr(self.model_, "calibrated_classifiers_", [])
+            if len(fitted) == 1 and fitted[0].method in ("isotonic", "sigmoid"):
+                booster, calibrators = fitted[0].estimator, fitted[0].calibrators
+                if len(calibrators) == 1 and FlatForest.supports(booster):
+                    columns = feature_columns(self.features)
+                    self.scorer_ = (FlatForest.from_sklearn(booster, columns), calibrators[0])
+        return self.scorer_ or None
 
 
 def fit_return_risk(
