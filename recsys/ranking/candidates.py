@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from recsys.ranking.lookup import top_n_dense, top_n_factors, top_n_sparse
+from recsys.ranking.lookup import product_at, top_n_dense, top_n_factors, top_n_sparse
 from recsys.ranking.state import NS_PER_DAY, RankingState
 
 SOURCES: dict[str, int] = {
@@ -151,13 +151,13 @@ def knn_block(state: RankingState, agents: np.ndarray) -> sp.csr_matrix:
 def knn_pair_scores(
     state: RankingState, agents: np.ndarray, rows: np.ndarray, skus: np.ndarray
 ) -> np.ndarray:
-    """Item-kNN scores of a batch's (row, SKU) pairs: the product restricted to those SKUs.
+    """Item-kNN scores of a batch's (row, SKU) pairs, computed at those pairs only.
 
-    The same numbers as `knn_block` looked up at the pairs (tested), for a third less work.
+    The same numbers as `knn_block` looked up at the pairs (tested), for a third of the time
+    of a product restricted to the batch's candidate SKUs.
     """
-    cols, inverse = np.unique(skus, return_inverse=True)
-    block = state.knn.user_items_[agents] @ state.knn_similarity_to[cols].T
-    return _dense_lookup(sp.csr_matrix(block), rows, inverse)
+    knn = state.knn
+    return product_at(knn.user_items_, state.knn_similarity_to, agents, rows, skus)
 
 
 def _only_allowed(block: sp.csr_matrix, allowed: np.ndarray) -> sp.csr_matrix:

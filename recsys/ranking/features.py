@@ -14,7 +14,6 @@ from recsys.ranking.lookup import PairLookup
 from recsys.ranking.state import NS_PER_DAY, RankingState
 
 CHUNK_PAIRS = 200_000
-AGENT_BLOCK = 256  # distinct agents per item-kNN product: a block is AGENT_BLOCK × SKUs
 NEW_SKU_DAYS = 30.0
 NEVER_SHARED_DAYS = 365.0
 
@@ -86,18 +85,10 @@ def feature_columns(names: tuple[str, ...]) -> np.ndarray:
 
 
 def _knn_pairs(state: RankingState, agents: np.ndarray, skus: np.ndarray) -> np.ndarray:
-    """Item-kNN scores of pairs, `AGENT_BLOCK` distinct agents at a time (bounded memory)."""
+    """Item-kNN scores of pairs of any agents (memory: one dense row of SKUs)."""
     from recsys.ranking.candidates import knn_pair_scores
 
-    rows, inverse = np.unique(agents, return_inverse=True)
-    order = np.argsort(inverse, kind="stable")
-    bounds = np.searchsorted(inverse[order], np.arange(0, len(rows) + AGENT_BLOCK, AGENT_BLOCK))
-    out = np.zeros(len(agents))
-    for i, lo in enumerate(range(0, len(rows), AGENT_BLOCK)):
-        sel = order[bounds[i] : bounds[i + 1]]
-        block = rows[lo : lo + AGENT_BLOCK]
-        out[sel] = knn_pair_scores(state, block, inverse[sel] - lo, skus[sel])
-    return out
+    return knn_pair_scores(state, np.arange(state.n_agents), agents, skus)
 
 
 def _neighbours_sold(state: RankingState, agents: np.ndarray, skus: np.ndarray) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 import scipy.sparse as sp
 
@@ -103,3 +104,81 @@ def first_per_row(rows: np.ndarray, scores: np.ndarray, cols: np.ndarray, n: int
     keep = np.zeros(len(rows), dtype=bool)
     keep[order[np.arange(len(rows)) - start < n]] = True
     return keep
+
+
+@numba.njit(cache=True, nogil=True)
+def _product_at(
+    a_indptr: np.ndarray,
+    a_indices: np.ndarray,
+    a_data: np.ndarray,
+    bt_indptr: np.ndarray,
+    bt_indices: np.ndarray,
+    bt_data: np.ndarray,
+    a_rows: np.ndarray,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    dense: np.ndarray,
+    out: np.ndarray,
+) -> None:  # pragma: no cover - compiled; tested against scipy's product
+    start = 0
+    while start < len(rows):
+        stop = start
+        while stop < len(rows) and rows[stop] == rows[start]:
+            stop += 1
+        r = a_rows[rows[start]]
+        for jj in range(a_indptr[r], a_indptr[r + 1]):
+            dense[a_indices[jj]] = a_data[jj]
+        for p in range(start, stop):
+            c = cols[p]
+            total = dense.dtype.type(0.0)
+            # ascending k, as scipy adds her cells; a cell she lacks adds an exact 0
+            for kk in range(bt_indptr[c], bt_indptr[c + 1]):
+                total += dense[bt_indices[kk]] * bt_data[kk]
+            out[p] = total
+        for jj in range(a_indptr[r], a_indptr[r + 1]):
+            dense[a_indices[jj]] = 0.0
+        start = stop
+
+
+def product_at(
+    a: sp.csr_matrix, b_t: sp.csr_matrix, a_rows: np.ndarray, rows: np.ndarray, cols: np.ndarray
+) -> np.ndarray:
+    """(A[a_rows] @ B)[rows[i], cols[i]] as float64, given B transposed (`b_t`, CSR), without
+    the product.
+
+    Her row of A is spread into one dense vector and each pair reads column `cols[i]` of B
+    (row of `b_t`) against it: the work of her pairs only, not of her whole product row. Both
+    matrices need sorted indices, so the terms are added in scipy's order and the numbers
+    equal its product's (tested). Pairs sorted by row (as candidates are) are read in place,
+    others through a sorted copy.
+
+    Raises
+    ------
+    ValueError
+        If the shapes do not chain or the pairs do not align.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    cols = np.asarray(cols, dtype=np.int64)
+    a_rows = np.asarray(a_rows, dtype=np.int64)
+    if a.shape[1] != b_t.shape[1] or len(rows) != len(cols):
+        raise ValueError(
+            f"A {a.shape} @ B {b_t.shape[::-1]} at {len(rows)} rows and {len(cols)} columns "
+            "do not align"
+        )
+    if np.any(np.diff(rows) < 0):
+        order = np.argsort(rows, kind="stable")
+        out = np.empty(len(rows))
+        out[order] = product_at(a, b_t, a_rows, rows[order], cols[order])
+        return out
+    a = a if a.has_sorted_indices else a.sorted_indices()
+    b_t = b_t if b_t.has_sorted_indices else b_t.sorted_indices()
+    dtype = np.result_type(a.dtype, b_t.dtype)
+    dense = np.zeros(a.shape[1], dtype=dtype)
+    out = np.empty(len(rows), dtype=dtype)
+    if len(rows):
+        _product_at(
+            a.indptr, a.indices, a.data.astype(dtype, copy=False),
+            b_t.indptr, b_t.indices, b_t.data.astype(dtype, copy=False),
+            a_rows, rows, cols, dense, out,
+        )  # fmt: skip
+    return out.astype(np.float64)
