@@ -274,7 +274,8 @@ def run_models(args: argparse.Namespace) -> None:
 SPEED_VARIANTS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     # name -> (fit parameters, scoring settings changed on the fitted model); one fit per
     # distinct fit parameters, every variant timed in the same rounds as ALS
-    "ranked": ({}, {}),
+    "ranked": ({}, {}),  # batches on every core (`score_threads` 0), as ALS uses every core
+    "ranked_one_thread": ({}, {"score_threads": 1}),
     "ranked_share_on_all": ({}, {"refine_top": None}),  # the share ranker on every candidate
     "ranked_no_knn": ({"candidates": {"knn_scores": False}}, {}),  # no item-kNN feature
 }

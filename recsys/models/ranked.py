@@ -23,6 +23,7 @@ P(return)) → rules → top k, under one thread cap (recsys/ranking/threads.py)
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any, ClassVar, Literal
 
@@ -91,6 +92,9 @@ class RankedRecommender(BaseRecommender):
         Agents scored at once (memory is bounded by batch_size × SKUs floats).
     num_threads
         OpenMP threads of the boosters (1: deterministic and fastest on a busy 2-core box).
+    score_threads
+        Batches of agents `recommend` scores at once, each on one thread (0: one per core).
+        The picks are the same for any value; memory grows with it times `batch_size`.
     random_state
         Seed of every sub-model and of the agent sample.
     """
@@ -126,6 +130,7 @@ class RankedRecommender(BaseRecommender):
         refine_top: int | None = 40,
         batch_size: int = 256,
         num_threads: int = 1,
+        score_threads: int = 0,
         random_state: int = 0,
     ) -> None:
         self.inner_days = inner_days
@@ -154,6 +159,7 @@ class RankedRecommender(BaseRecommender):
         self.refine_top = refine_top
         self.batch_size = batch_size
         self.num_threads = num_threads
+        self.score_threads = score_threads
         self.random_state = random_state
 
     # ---- fitting ---------------------------------------------------------------------------
@@ -177,6 +183,8 @@ class RankedRecommender(BaseRecommender):
             value = getattr(self, name)
             if not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        if not isinstance(self.score_threads, (int, np.integer)) or self.score_threads < 0:
+            raise ValueError(f"score_threads must be an integer >= 0, got {self.score_threads!r}")
         if self.refine_top is not None and (
             not isinstance(self.refine_top, (int, np.integer)) or self.refine_top < 1
         ):
@@ -342,13 +350,13 @@ class RankedRecommender(BaseRecommender):
         return [str(s) for s in found["sku_id"]]
 
     # ---- scoring ---------------------------------------------------------------------------
-    def source_tables(self) -> Any:
-        """The candidate sources' shared tables (`recsys.ranking.candidates.SourceTables`)."""
+    def source_tables(self, num_threads: int | None = None) -> Any:
+        """The candidate sources' shared tables (`recsys.ranking.candidates.SourceTables`);
+        their top-k selections run `num_threads` threads (default: the model's)."""
         from recsys.ranking.candidates import source_tables
 
-        return source_tables(
-            self.state_, self.allowed_, self.candidate_config_, int(self.num_threads)
-        )
+        threads = int(self.num_threads if num_threads is None else num_threads)
+        return source_tables(self.state_, self.allowed_, self.candidate_config_, threads)
 
     def score_candidates(
         self,
@@ -451,23 +459,53 @@ class RankedRecommender(BaseRecommender):
     def _topk(
         self, user_idx: np.ndarray, k: int, exclude_seen: bool
     ) -> tuple[np.ndarray, np.ndarray]:
-        with thread_limit(int(self.num_threads)):
-            return self._topk_batches(user_idx, k, exclude_seen)
+        workers = min(self._score_workers(), -(-len(user_idx) // int(self.batch_size)))
+        if workers <= 1:
+            with thread_limit(int(self.num_threads)):
+                return self._topk_batches(user_idx, k, exclude_seen)
+        # the compiled trees and kNN, implicit's top-k and numpy release the GIL: batches run
+        # in parallel threads, each single-threaded so they do not compete for the cores
+        with thread_limit(1):
+            return self._topk_batches(user_idx, k, exclude_seen, workers)
+
+    def _score_workers(self) -> int:
+        """Threads scoring batches in parallel (`score_threads`, 0 = the usable cores)."""
+        wanted = int(getattr(self, "score_threads", 1))  # models pickled before: one
+        if wanted > 0:
+            return wanted
+        try:
+            return len(os.sched_getaffinity(0))
+        except AttributeError:  # not on Linux
+            return os.cpu_count() or 1
 
     def _topk_batches(
-        self, user_idx: np.ndarray, k: int, exclude_seen: bool
+        self, user_idx: np.ndarray, k: int, exclude_seen: bool, workers: int = 1
     ) -> tuple[np.ndarray, np.ndarray]:
+        from concurrent.futures import ThreadPoolExecutor
+
         from recsys.ranking.rules import select_top_k
 
         out_idx = np.full((len(user_idx), k), -1, dtype=np.int64)
         out_val = np.full((len(user_idx), k), -np.inf, dtype=np.float32)
-        tables = self.source_tables()
-        for sl in batches(len(user_idx), int(self.batch_size)):
+        tables = self.source_tables() if workers <= 1 else self.source_tables(num_threads=1)
+
+        def top(sl: slice) -> tuple[slice, np.ndarray, np.ndarray]:
             agents = np.asarray(user_idx[sl], dtype=np.int64)
             rows, skus, score, _ = self.score_candidates(agents, exclude_seen, tables)
             idx, val = select_top_k(
                 self.state_, rows, skus, score, len(agents), k, self.rule_config_
             )
+            return sl, idx, val
+
+        slices = list(batches(len(user_idx), int(self.batch_size)))
+        if workers <= 1 or len(slices) <= 1:
+            results = map(top, slices)
+        else:
+            # the first batch alone builds the lookups the state caches on first use
+            first = top(slices[0])
+            with ThreadPoolExecutor(workers, thread_name_prefix="ranked-score") as pool:
+                results = [first, *pool.map(top, slices[1:])]
+        for sl, idx, val in results:
             out_idx[sl], out_val[sl] = idx, val
         return out_idx, out_val
 

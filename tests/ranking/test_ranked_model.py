@@ -69,6 +69,28 @@ def test_ranked_batch_equals_single(tiny_ranked: Fitted, reco: pd.DataFrame) -> 
         assert_frame_equal(single, batch, check_exact=False, rtol=1e-5, atol=1e-6)
 
 
+def test_ranked_parallel_batches_give_the_same_picks(
+    tiny_ranked: Fitted, reco: pd.DataFrame
+) -> None:
+    model = tiny_ranked.model
+    users = reco[C.AGENT_ID].unique()
+    saved = model.batch_size, model.score_threads
+    try:
+        model.batch_size = 16  # several batches, so the pool has work to share
+        model.score_threads = 1
+        serial = model.recommend(users, k=K)
+        for threads in (3, 0):
+            model.score_threads = threads
+            assert_frame_equal(model.recommend(users, k=K), serial)
+        assert_frame_equal(serial, reco)
+        # a model pickled before the parameter existed scores one batch at a time
+        del model.score_threads
+        assert model._score_workers() == 1
+        assert_frame_equal(model.recommend(users, k=K), serial)
+    finally:
+        model.batch_size, model.score_threads = saved
+
+
 def test_ranked_excludes_recent_shares_when_asked(tiny_ranked: Fitted) -> None:
     shares = tiny_ranked.tables["shares"]
     cutoff = tiny_ranked.split.cutoff
@@ -137,6 +159,7 @@ def test_ranked_rejects_bad_parameters(tiny_ranked: Fitted) -> None:
         ({"return_unit": "unit"}, "return_unit must be"),
         ({"refine_top": 0}, "refine_top must be an integer >= 1 or None"),
         ({"return_iter": 0}, "return_iter must be an integer >= 1"),
+        ({"score_threads": -1}, "score_threads must be an integer >= 0"),
     ]:
         with pytest.raises(ValueError, match=match):
             make_model("ranked", **params).fit(tiny_ranked.dataset)
