@@ -434,17 +434,36 @@ def meta_record(
 def write_extras(
     writer: SnapshotWriter, profiles: pd.DataFrame, sku_stats: pd.DataFrame, sku_pos: pd.Index
 ) -> dict[str, int]:
-    """Write agent profiles and the return figures of the snapshot's SKUs; return the counts."""
-    if profiles.index.duplicated().any() or sku_stats.index.duplicated().any():
-        raise ValueError("profiles and sku_stats must have one row per id (duplicate index)")
+    """Write agent profiles and the return figures of the snapshot's SKUs; return the counts.
+
+    Raises
+    ------
+    ValueError
+        If either frame has a duplicated id.
+    """
+    if profiles.index.duplicated().any():
+        raise ValueError("profiles must have one row per id (duplicate index)")
     n_profiles = 0
     for members, values in encode_records(profiles):
         writer.write_members("profiles", members, values)
         n_profiles += len(members)
-    known = sku_stats[sku_stats.index.isin(sku_pos)]  # only SKUs the picks can point at
+    return {"profiles": n_profiles, "sku_stats": write_sku_stats(writer, sku_stats, sku_pos)}
+
+
+def write_sku_stats(writer: SnapshotWriter, sku_stats: pd.DataFrame, sku_pos: pd.Index) -> int:
+    """Write the return figures of the SKUs the picks can point at; return how many.
+
+    Raises
+    ------
+    ValueError
+        If `sku_stats` has a duplicated SKU id.
+    """
+    if sku_stats.index.duplicated().any():
+        raise ValueError("sku_stats must have one row per id (duplicate index)")
+    known = sku_stats[sku_stats.index.isin(sku_pos)]
     for members, values in encode_records(known):
         writer.write_sku_stats(members, values)
-    return {"profiles": n_profiles, "sku_stats": len(known)}
+    return len(known)
 
 
 def _write_similar(

@@ -239,6 +239,8 @@ def test_profiles_and_sku_stats_equal_the_local_builders(
     pd.testing.assert_frame_equal(got, want)
     # the data exercises the computed fields: price bands, three categories, returns
     assert want["price_band"].notna().sum() > 10 and want["top_categories"].map(len).max() == 3
+    # and agents who sold nothing: no price band, no categories, units 0
+    assert (want["price_band"].isna() & (want["units"] == 0)).sum() >= 1
     assert list(encode_records(got)) == list(encode_records(want))  # the JSON published
     stats, want_stats = spark_inputs.sku_stats(spark_tables), build_sku_stats(local_tables)
     pd.testing.assert_frame_equal(stats, want_stats)

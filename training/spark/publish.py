@@ -47,9 +47,10 @@ from training.publish import (
     meta_record,
     publish_failed,
     retire_older,
-    write_extras,
+    write_sku_stats,
 )
 from training.publish_inputs import History
+from training.publish_profiles import encode_records
 from training.publish_reasons import PickReasons, encode_fallbacks
 from training.publish_source import ModelSource
 from training.publish_writer import (
@@ -254,6 +255,41 @@ def similar_partition(
     return run
 
 
+def profiles_partition(
+    job: PartitionJob,
+) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
+    """The `mapInPandas` function that builds and writes one partition's agent profiles, from
+    rows of `publish_inputs.agent_profile_rows`."""
+
+    def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        from training.publish_cli import connect_redis
+        from training.spark.publish_inputs import profiles_from_rows
+
+        keys = CacheKeys(job.target)
+        client = connect_redis(job.redis_url)
+        tally = dict.fromkeys(TALLY_FIELDS, 0)
+        try:
+            for frame in batches:
+                profiles = profiles_from_rows(frame)
+                for members, values in encode_records(profiles, chunk=job.batch_size):
+                    write_buckets(
+                        client,
+                        keys,
+                        lambda b: keys.profiles(job.snapshot, b),
+                        job.n_buckets,
+                        members,
+                        values,
+                        job.pending_ttl,
+                    )
+                    tally["written"] += len(members)
+                    tally["bytes"] += sum(map(len, values))
+        finally:
+            client.close()
+        yield _tally_frame(tally)
+
+    return run
+
+
 def _sum_tallies(frame: DataFrame) -> dict[str, int]:
     """Run the job and add up its partitions' tallies."""
     rows = frame.collect()
@@ -319,7 +355,8 @@ def publish_with_spark(
         Called with a description of each stage as it starts (e.g. to show progress).
     profiles
         Write the picks explorer's agent profiles and SKU return figures (agent snapshots):
-        aggregated on the executors, one row per agent and per SKU collected to the driver.
+        the profiles are built and written on the executors, partitioned by bucket as the
+        picks are; the SKU figures (one row per SKU) are collected and written by the driver.
 
     Raises
     ------
@@ -364,10 +401,13 @@ def publish_with_spark(
     n_similar_buckets = n_buckets_for(len(sku_ids)) if similar_k > 0 else 0
     parallelism = spark.sparkContext.defaultParallelism
     n_parts = n_partitions or max(parallelism, min(n_buckets, -(-n_users // batch_size)))
-    agent_profiles = sku_stats = None
+    profile_rows = sku_stats = lines = None
     if target == "agent" and profiles:
-        tell("aggregating agent profiles and SKU return figures")
-        agent_profiles, sku_stats = inputs.agent_profiles(tables), inputs.sku_stats(tables)
+        tell("aggregating SKU return figures")
+        # read by the SKU figures now and by the profiles' three aggregates later
+        lines = inputs.returned_lines(tables).persist()
+        sku_stats = inputs.sku_stats(tables, lines)
+        profile_rows = inputs.agent_profile_rows(tables, lines=lines)
     timings["prepare_s"] = time.perf_counter() - started
 
     keys = CacheKeys(target)
@@ -393,7 +433,7 @@ def publish_with_spark(
         sku_ids=context.broadcast(sku_ids),
         fallbacks=context.broadcast(dict(fallbacks)),
     )
-    writer.with_extras = agent_profiles is not None
+    writer.with_extras = profile_rows is not None
     live = client.get(keys.pointer(channel))
     tally = Tally()
     n_similar = 0
@@ -426,10 +466,17 @@ def publish_with_spark(
                 fn = similar_partition(job, similar_k, n_similar_buckets)
                 n_similar = _sum_tallies(spread.mapInPandas(fn, TALLY_SCHEMA))["written"]
                 timings["similar_s"] = time.perf_counter() - t1
-            if agent_profiles is not None and sku_stats is not None:
-                writer.stage = "writing agent profiles and SKU stats"
+            if profile_rows is not None and sku_stats is not None:
+                writer.stage = f"writing agent profiles on {n_parts} partitions and SKU stats"
                 tell(writer.stage)
-                extras = write_extras(writer, agent_profiles, sku_stats, pd.Index(sku_ids))
+                t3 = time.perf_counter()
+                spread = _bucketed(profile_rows, C.AGENT_ID, n_buckets, n_parts)
+                written = _sum_tallies(spread.mapInPandas(profiles_partition(job), TALLY_SCHEMA))
+                extras = {
+                    "profiles": written["written"],
+                    "sku_stats": write_sku_stats(writer, sku_stats, pd.Index(sku_ids)),
+                }
+                timings["profiles_s"] = time.perf_counter() - t3
             writer.stage = "writing the meta record"
             record = meta_record(
                 {**dict(meta), "engine": "spark"},
@@ -464,6 +511,8 @@ def publish_with_spark(
         finally:
             for shared in (job.model, job.sku_ids, job.fallbacks):
                 shared.unpersist()
+            if lines is not None:
+                lines.unpersist()
     expiring, warnings = retire_older(client, keys, older, ttl_old)
     return PublishReport(
         target=target,

@@ -28,6 +28,8 @@ from training.publish_profiles import (
 from training.spark.io import collect_table
 
 C = Columns
+AUDIENCE = "audience"
+CATEGORIES = "categories"
 NS_PER_DAY = 86_400 * 10**9
 SKU_ROW = "sku_row"
 HIST_SKUS = "hist_skus"
@@ -187,7 +189,7 @@ def _with_returned(tables: Mapping[str, DataFrame]) -> DataFrame:
     return lines.withColumn(RETURNED, back.cast("long")).drop("_ret")
 
 
-def _returned_lines(tables: Mapping[str, DataFrame]) -> DataFrame:
+def returned_lines(tables: Mapping[str, DataFrame]) -> DataFrame:
     """`training.publish_profiles.purchase_lines` on the executors: lines, returned, category."""
     lines = _with_returned(tables).select(
         C.CUSTOMER_ID, C.AGENT_ID, C.SKU_ID, C.QTY, C.UNIT_PRICE, RETURNED
@@ -196,43 +198,45 @@ def _returned_lines(tables: Mapping[str, DataFrame]) -> DataFrame:
     return lines.join(F.broadcast(categories), C.SKU_ID, "left")
 
 
-def _price_bands(lines: DataFrame) -> pd.DataFrame:
-    """Per agent, the unit prices below which 25% / 50% / 75% of her units sold (collected)."""
+def _price_bands(lines: DataFrame) -> DataFrame:
+    """Per agent, the unit prices below which 25% / 50% / 75% of her units sold."""
     priced = lines.groupBy(C.AGENT_ID, C.UNIT_PRICE).agg(F.sum(C.QTY).alias("_q"))
     # ordered by price, the default frame takes every row of an equal price at once: the share
     # reached at a price is the same as after its last line in the local, line-by-line sum
     below = F.sum("_q").over(Window.partitionBy(C.AGENT_ID).orderBy(C.UNIT_PRICE))
     share = below / F.sum("_q").over(Window.partitionBy(C.AGENT_ID))
     priced = priced.withColumn("_share", share)
-    bands = priced.groupBy(C.AGENT_ID).agg(
+    return priced.groupBy(C.AGENT_ID).agg(
         *[
             F.min(F.when(F.col("_share") >= q - 1e-9, F.col(C.UNIT_PRICE))).alias(name)
             for name, q in PRICE_QUANTILES.items()
         ]
     )
-    return bands.toPandas().set_index(C.AGENT_ID)
 
 
-def _top_categories(lines: DataFrame, n: int) -> pd.Series:
-    """Per agent, her `n` biggest categories by units with their share (collected)."""
+def _top_categories(lines: DataFrame, n: int) -> DataFrame:
+    """Per agent, her `n` biggest categories by units with their share, in rank order."""
     units = lines.groupBy(C.AGENT_ID, C.CATEGORY).agg(F.sum(C.QTY).alias("_u"))
     units = units.withColumn(
-        "_share", F.col("_u") / F.sum("_u").over(Window.partitionBy(C.AGENT_ID))
+        "share", F.col("_u") / F.sum("_u").over(Window.partitionBy(C.AGENT_ID))
     )
-    order = Window.partitionBy(C.AGENT_ID).orderBy(F.col("_share").desc(), F.col(C.CATEGORY))
-    top = units.withColumn("_rank", F.row_number().over(order)).where(F.col("_rank") <= n)
-    rows = top.toPandas().sort_values([C.AGENT_ID, "_rank"], kind="stable")
-    pairs = [
-        {"category": c, "share": round(float(s), 4)}
-        for c, s in zip(rows[C.CATEGORY], rows["_share"], strict=True)
-    ]
-    return (
-        pd.Series(pairs, index=rows[C.AGENT_ID].to_numpy(dtype=object)).groupby(level=0).agg(list)
-    )
+    order = Window.partitionBy(C.AGENT_ID).orderBy(F.col("share").desc(), F.col(C.CATEGORY))
+    top = units.withColumn("rank", F.row_number().over(order)).where(F.col("rank") <= n)
+    # structs sort by their first field: the rank
+    ranked = F.array_sort(F.collect_list(F.struct("rank", C.CATEGORY, "share")))
+    return top.groupBy(C.AGENT_ID).agg(ranked.alias(CATEGORIES))
 
 
-def agent_profiles(tables: Mapping[str, DataFrame], n_categories: int = 3) -> pd.DataFrame:
-    """`training.publish_profiles.build_agent_profiles`, aggregated on the executors.
+def agent_profile_rows(
+    tables: Mapping[str, DataFrame], n_categories: int = 3, lines: DataFrame | None = None
+) -> DataFrame:
+    """One row per agent with what her profile is built from, left distributed.
+
+    Columns: agent id, region, tier, `audience` (bound customers), `buyers`, `units` and
+    `returned` of the lines through her (null when none), the `PRICE_QUANTILES` prices and
+    `categories`, her top `n_categories` as an array of (rank, category, share) in rank order.
+    `profiles_from_rows` turns any chunk of them into profile rows. `lines` may pass
+    `returned_lines(tables)` already persisted (the aggregates read it three times).
 
     Raises
     ------
@@ -240,35 +244,72 @@ def agent_profiles(tables: Mapping[str, DataFrame], n_categories: int = 3) -> pd
         If `n_categories` < 1.
     """
     check_n_categories(n_categories)
-    agents = tables[Tables.AGENTS].select(C.AGENT_ID, C.REGION, C.TIER).toPandas()
-    agents.index = pd.Index(
-        agents.pop(C.AGENT_ID).astype(str).to_numpy(dtype=object), name=C.AGENT_ID
+    lines = lines if lines is not None else returned_lines(tables)
+    per_agent = lines.groupBy(C.AGENT_ID).agg(
+        F.countDistinct(C.CUSTOMER_ID).alias("buyers"),
+        F.sum(C.QTY).alias("units"),
+        F.sum(RETURNED).alias(RETURNED),
     )
-    lines = _returned_lines(tables).persist()
+    audience = tables[Tables.CUSTOMERS].groupBy(C.AGENT_ID).agg(F.count(F.lit(1)).alias(AUDIENCE))
+    agents = tables[Tables.AGENTS].select(C.AGENT_ID, C.REGION, C.TIER)
+    return (
+        agents.join(audience, C.AGENT_ID, "left")
+        .join(per_agent, C.AGENT_ID, "left")
+        .join(_price_bands(lines), C.AGENT_ID, "left")
+        .join(_top_categories(lines, n_categories), C.AGENT_ID, "left")
+    )
+
+
+def profiles_from_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    """The profile rows (`profile_frame`, index = agent id) of a pandas chunk of
+    `agent_profile_rows`, in the chunk's order."""
+    ids = pd.Index(rows[C.AGENT_ID].astype(str).to_numpy(dtype=object), name=C.AGENT_ID)
+    agents = pd.DataFrame(
+        {C.REGION: rows[C.REGION].to_numpy(), C.TIER: rows[C.TIER].to_numpy()}, index=ids
+    )
+    audience = pd.Series(rows[AUDIENCE].fillna(0).to_numpy(), index=ids)
+    sold = rows["units"].notna().to_numpy()  # agents without lines count as none sold
+    per_agent = pd.DataFrame(
+        {name: rows[name].to_numpy() for name in ("buyers", "units", RETURNED)}, index=ids
+    )[sold]
+    prices = pd.DataFrame(
+        {name: rows[name].to_numpy(dtype=np.float64) for name in PRICE_QUANTILES}, index=ids
+    )
+    categories = pd.Series(
+        [
+            [{"category": c[C.CATEGORY], "share": round(float(c["share"]), 4)} for c in ranked]
+            if ranked is not None
+            else []
+            for ranked in rows[CATEGORIES]
+        ],
+        index=ids,
+        dtype=object,
+    )
+    return profile_frame(agents, audience, per_agent, prices, categories)
+
+
+def agent_profiles(tables: Mapping[str, DataFrame], n_categories: int = 3) -> pd.DataFrame:
+    """`training.publish_profiles.build_agent_profiles` from `agent_profile_rows`, collected
+    (a publish writes them from the executors instead).
+
+    Raises
+    ------
+    ValueError
+        If `n_categories` < 1.
+    """
+    check_n_categories(n_categories)
+    lines = returned_lines(tables).persist()
     try:
-        per_agent = lines.groupBy(C.AGENT_ID).agg(
-            F.countDistinct(C.CUSTOMER_ID).alias("buyers"),
-            F.sum(C.QTY).alias("units"),
-            F.sum(RETURNED).alias(RETURNED),
-        )
-        audience = tables[Tables.CUSTOMERS].groupBy(C.AGENT_ID).count().toPandas()
-        return profile_frame(
-            agents,
-            audience.set_index(C.AGENT_ID)["count"],
-            per_agent.toPandas().set_index(C.AGENT_ID),
-            _price_bands(lines),
-            _top_categories(lines, n_categories),
-        )
+        return profiles_from_rows(agent_profile_rows(tables, n_categories, lines).toPandas())
     finally:
         lines.unpersist()
 
 
-def sku_stats(tables: Mapping[str, DataFrame]) -> pd.DataFrame:
+def sku_stats(tables: Mapping[str, DataFrame], lines: DataFrame | None = None) -> pd.DataFrame:
     """`training.publish_profiles.build_sku_stats`, aggregated on the executors (collected)."""
-    stats = (
-        _returned_lines(tables)
-        .groupBy(C.SKU_ID)
-        .agg(F.sum(C.QTY).alias("units"), F.sum(RETURNED).alias("returned"))
+    lines = lines if lines is not None else returned_lines(tables)
+    stats = lines.groupBy(C.SKU_ID).agg(
+        F.sum(C.QTY).alias("units"), F.sum(RETURNED).alias("returned")
     )
     frame = stats.toPandas().set_index(C.SKU_ID).sort_index()
     return pd.DataFrame(
