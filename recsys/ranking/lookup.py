@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 import scipy.sparse as sp
+
+from recsys.ranking.jit import kernel
 
 
 class PairLookup:
@@ -106,7 +107,7 @@ def first_per_row(rows: np.ndarray, scores: np.ndarray, cols: np.ndarray, n: int
     return keep
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel
 def _product_at(
     a_indptr: np.ndarray,
     a_indices: np.ndarray,

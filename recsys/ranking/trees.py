@@ -15,11 +15,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numba
 import numpy as np
 
+from recsys.ranking.jit import kernel
 
-@numba.njit(cache=True, nogil=True)
+
+@kernel
 def _raw_scores(
     X: np.ndarray,
     feature: np.ndarray,
@@ -69,7 +70,7 @@ class FlatForest:
         """Whether `model` is a fitted HistGradientBoosting model this class scores exactly."""
         predictors = getattr(model, "_predictors", None)
         baseline = getattr(model, "_baseline_prediction", None)
-        if predictors is None or baseline is None or np.size(baseline) != 1:
+        if not predictors or baseline is None or np.size(baseline) != 1:
             return False
         if any(len(per_iteration) != 1 for per_iteration in predictors):
             return False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -98,6 +99,8 @@ def test_unsupported_models_are_refused() -> None:
     assert FlatForest.supports(categorical) is not uses_cats
     assert not FlatForest.supports(object())
     assert not FlatForest.supports(HistGradientBoostingClassifier())  # not fitted
+    no_trees = SimpleNamespace(_predictors=[], _baseline_prediction=np.zeros((1, 1)))
+    assert not FlatForest.supports(no_trees)
 
 
 @settings(max_examples=12, deadline=None)
@@ -156,3 +159,25 @@ def test_return_risk_predicts_as_its_calibrated_booster() -> None:
     assert np.array_equal(
         model.predict(fresh), np.clip(model.model_.predict_proba(fresh[:, cols])[:, 1], 0, 1)
     )
+
+
+def test_kernels_compile_where_no_cache_can_be_written(monkeypatch: pytest.MonkeyPatch) -> None:
+    from recsys.ranking import jit
+
+    real = jit.numba.njit
+    asked: list[bool] = []
+
+    def no_cache(*args: object, **kwargs: object) -> object:
+        asked.append(bool(kwargs.get("cache")))
+        if kwargs.get("cache"):  # what numba raises when no cache directory is writable
+            raise RuntimeError("cannot cache function 'add': no locator available for file 'x'")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(jit.numba, "njit", no_cache)
+
+    def add(a: float, b: float) -> float:
+        return a + b
+
+    compiled = jit.kernel(add)
+    assert asked == [True, False] and compiled(2.0, 3.0) == 5.0
+    assert compiled is not add and hasattr(compiled, "py_func")  # compiled, not the Python one
