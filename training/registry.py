@@ -35,6 +35,7 @@ PIP_REQUIREMENTS = [
     "scikit-learn",
     "implicit",
     "rectools-lightfm",
+    "numba",
     "mlflow<3.18",
 ]
 
@@ -42,6 +43,12 @@ PIP_REQUIREMENTS = [
 def mlflow_key(key: str) -> str:
     """A metric key MLflow accepts (`=` and other symbols become `_`)."""
     return _BAD_KEY_CHARS.sub("_", key)
+
+
+def model_params(model: BaseRecommender) -> dict[str, str]:
+    """The model's constructor parameters as MLflow params, `model.<name>` (values as text,
+    cut to MLflow's 6,000 characters)."""
+    return {f"model.{k}": str(v)[:6000] for k, v in sorted(model.get_params().items())}
 
 
 def _fingerprint_params(fingerprint: dict[str, Any]) -> dict[str, str]:
@@ -90,7 +97,13 @@ def log_run(
         # metrics after it: logged before, MLflow would link each metric to it one query at a
         # time (seconds for a thousand segment metrics). MLflow splits each call into as few
         # batches (one database commit each) as its limits allow.
-        params = {**config.flat(), **_fingerprint_params(fingerprint)}
+        # every constructor parameter the model ran with, defaults included, so runs compare
+        # on their effective settings; the `-p` overrides keep the text they were given in
+        params = {
+            **model_params(result.model),
+            **config.flat(),
+            **_fingerprint_params(fingerprint),
+        }
         tags = {
             "git_commit": git_commit(),
             "seed": str(config.seed),

@@ -58,6 +58,9 @@ def test_run_training_logs_and_registers(tiny_data: Path, mlflow_store: Path) ->
     run = mlflow.get_run(result.run_id)
     assert run.data.params["model"] == "repeat"
     assert run.data.params["data.purchases.rows"].isdigit()
+    # the model's effective settings, defaults included, not only the overrides
+    effective = result.model.get_params()
+    assert effective and all(run.data.params[f"model.{k}"] == str(v) for k, v in effective.items())
     assert run.data.tags["git_commit"]
     assert run.data.metrics["kept_ndcg_at_20"] == pytest.approx(result.metrics["kept_ndcg_at_20"])
     artifacts = {a.path for a in MlflowClient().list_artifacts(result.run_id, "plots")}
@@ -196,6 +199,8 @@ def test_cli_run_in_a_fresh_interpreter_logs_the_run(tiny_data: Path, mlflow_sto
     (run,) = client.search_runs([experiment.experiment_id])
     assert run.info.run_id in done.stdout and "not registered" in done.stdout
     assert run.data.params["model"] == "als"
+    assert run.data.params["model.iterations"] == "2"  # the override, as given
+    assert run.data.params["model.factors"].isdigit()  # a default, logged too
     main_file = Path(recsys.__file__).with_name("__main__.py")
     assert run.data.tags["mlflow.source.name"] == str(main_file)
     assert run.data.metrics["kept_ndcg_at_20"] > 0
