@@ -24,6 +24,21 @@ RETURNED_QTY = "returned_qty"
 FAULT_RETURNED_QTY = "fault_returned_qty"
 
 
+@dataclass(frozen=True)
+class WindowStats:
+    """Distinct buyers and kept units per (group, SKU) over the purchase lines of the last
+    `days` before the cutoff, aggregated where the lines are (the Spark engine) rather than
+    collected as `Dataset.events`.
+
+    `stats[kind]` for kind "global", "region" or "tier" has columns `group` (the region or
+    tier value; None for "global"), `sku_idx`, `buyers` and `units` (kept units, each line's
+    clipped at 0). Users without a region (tier) are not counted in that grouping.
+    """
+
+    days: int
+    stats: Mapping[str, pd.DataFrame]
+
+
 def user_column(target: str) -> str:
     """The id column of a target: `agent_id` for agents, `customer_id` for customers."""
     try:
@@ -65,6 +80,9 @@ class Dataset:
         The contract tables the dataset was built from, possibly holding events at or after the
         cutoff (models that need more than the matrix, e.g. the audience of an agent, read them
         and must cut them at `cutoff` themselves); None when built by hand.
+    window_stats
+        The popularity window already aggregated (`WindowStats`), when `events` does not hold
+        the window's lines (the Spark engine); None: the popularity reads `events`.
     """
 
     target: Target
@@ -81,6 +99,7 @@ class Dataset:
     fingerprint: str = ""
     meta: dict[str, object] = field(default_factory=dict)
     tables: Mapping[str, pd.DataFrame] | None = field(default=None, repr=False, compare=False)
+    window_stats: WindowStats | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         n_users, n_skus = self.interactions.shape

@@ -6,6 +6,7 @@ They are the baselines every learned model must beat (issue 3, 2) and the servin
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 import numpy as np
@@ -18,40 +19,14 @@ from recsys.models.base import BaseRecommender, check_k, topk_from_scores
 C = Columns
 PopularBy = Literal["global", "region", "tier"]
 POPULAR_BY: tuple[str, ...] = ("global", "region", "tier")
-_GROUP_COLUMN: dict[str, str] = {"region": C.REGION, "tier": C.TIER}
+# the user-table column each grouped popularity ranks within
+GROUP_COLUMNS: dict[str, str] = {"region": C.REGION, "tier": C.TIER}
 
 
-def window_scores(
-    events: pd.DataFrame,
-    n_skus: int,
-    min_buyers: int,
-    groups: np.ndarray | None = None,
-    n_groups: int = 1,
-) -> np.ndarray:
-    """Popularity score per (group, SKU): distinct buyers plus kept units as a tie-break fraction.
-
-    Parameters
-    ----------
-    events
-        Purchase lines (`user_idx`, `sku_idx`, `qty`, `returned_qty`) inside the window.
-    n_skus
-        Width of the result.
-    min_buyers
-        SKUs with fewer distinct buyers in a group score -inf there.
-    groups
-        Group code per user index (-1 = no group); None puts every line in group 0.
-    n_groups
-        Height of the result.
-
-    Returns
-    -------
-    np.ndarray
-        float32 (n_groups × n_skus); the integer part is the number of buyers and the fraction
-        ranks ties by kept units, so sorting by it sorts by (buyers, units).
-    """
-    out = np.full((n_groups, n_skus), -np.inf, dtype=np.float32)
-    if events.empty:
-        return out
+def window_stats(events: pd.DataFrame, groups: np.ndarray | None = None) -> pd.DataFrame:
+    """Distinct buyers and kept units per (group, SKU) of purchase lines (`user_idx`, `sku_idx`,
+    `qty`, `returned_qty`); `groups` gives each user index a group code (-1 = none: not
+    counted), None puts every line in group 0."""
     user = events[USER_IDX].to_numpy(dtype=np.int64)
     group = np.zeros(len(events), dtype=np.int64) if groups is None else groups[user]
     frame = pd.DataFrame(
@@ -67,15 +42,45 @@ def window_scores(
     stats = frame.groupby(["group", SKU_IDX], sort=False).agg(
         buyers=(USER_IDX, "nunique"), units=("units", "sum")
     )
-    stats = stats[stats["buyers"] >= min_buyers]
+    return stats.reset_index()
+
+
+def stats_scores(
+    stats: pd.DataFrame, n_skus: int, min_buyers: int, n_groups: int = 1
+) -> np.ndarray:
+    """Popularity score per (group, SKU) from `window_stats` rows (group codes in [0, n_groups)).
+
+    Returns
+    -------
+    np.ndarray
+        float32 (n_groups × n_skus); the integer part is the number of buyers and the fraction
+        ranks ties by kept units, so sorting by it sorts by (buyers, units). SKUs with fewer
+        than `min_buyers` buyers in a group score -inf there.
+    """
+    out = np.full((n_groups, n_skus), -np.inf, dtype=np.float32)
+    stats = stats[stats["buyers"].to_numpy() >= min_buyers]
     if stats.empty:
         return out
     units = stats["units"].to_numpy(dtype=np.float64)
     score = stats["buyers"].to_numpy(dtype=np.float64) + units / (units.max() + 1.0)
-    g = stats.index.get_level_values("group").to_numpy()
-    s = stats.index.get_level_values(SKU_IDX).to_numpy()
-    out[g, s] = score.astype(np.float32)
+    out[stats["group"].to_numpy(np.int64), stats[SKU_IDX].to_numpy(np.int64)] = score.astype(
+        np.float32
+    )
     return out
+
+
+def window_scores(
+    events: pd.DataFrame,
+    n_skus: int,
+    min_buyers: int,
+    groups: np.ndarray | None = None,
+    n_groups: int = 1,
+) -> np.ndarray:
+    """Popularity score per (group, SKU) of the purchase lines in a window (`stats_scores` of
+    their `window_stats`): distinct buyers plus kept units as a tie-break fraction."""
+    if events.empty:
+        return np.full((n_groups, n_skus), -np.inf, dtype=np.float32)
+    return stats_scores(window_stats(events, groups), n_skus, min_buyers, n_groups)
 
 
 class PopularRecommender(BaseRecommender):
@@ -115,35 +120,72 @@ class PopularRecommender(BaseRecommender):
 
     def _fit(self, dataset: Dataset) -> None:
         self._check_params()
-        if self.by != "global" and _GROUP_COLUMN[self.by] not in dataset.user_table.columns:
+        if self.by != "global" and GROUP_COLUMNS[self.by] not in dataset.user_table.columns:
             raise ValueError(
-                f"by={self.by!r} needs column {_GROUP_COLUMN[self.by]!r} in the "
+                f"by={self.by!r} needs column {GROUP_COLUMNS[self.by]!r} in the "
                 f"{dataset.target} table, which has {list(dataset.user_table.columns)}"
             )
-        start = dataset.cutoff - pd.Timedelta(days=int(self.window_days))
-        events = dataset.events
-        window = events[(events[C.TS] >= start) & (events[C.TS] < dataset.cutoff)]
-        n_skus = dataset.n_skus
-        self.global_scores_: np.ndarray = window_scores(window, n_skus, self.min_buyers)[0]
+        scores = self._window_scorer(dataset)
+        self.global_scores_: np.ndarray = scores("global", None, 1)[0]
         # Rankings per region and per tier are kept whatever `by` is: serving uses them as
         # fallback lists (`ranking_for`).
         self.group_names_: dict[str, np.ndarray] = {}
         self.group_scores_: dict[str, np.ndarray] = {}
         self.user_groups_: dict[str, np.ndarray] = {}
-        for kind, column in _GROUP_COLUMN.items():
+        for kind, column in GROUP_COLUMNS.items():
             if column not in dataset.user_table.columns:
                 continue
             codes, names = pd.factorize(dataset.user_table[column], sort=True)
             self.group_names_[kind] = np.asarray(names, dtype=object)
             self.user_groups_[kind] = codes.astype(np.int64)
-            self.group_scores_[kind] = window_scores(
-                window, n_skus, self.min_buyers, codes.astype(np.int64), len(names)
-            )
+            self.group_scores_[kind] = scores(kind, codes.astype(np.int64), len(names))
         # The fallback order of the base class becomes (window ranking, then all-time counts),
         # so unknown users and short lists get the same global list as `ranking_for()`.
         all_time = self.popularity_ / (float(self.popularity_.max(initial=0.0)) + 1.0)
         ranked = np.isfinite(self.global_scores_)
         self.popularity_ = np.where(ranked, self.global_scores_ + 1.0, all_time).astype(np.float32)
+
+    def _window_scorer(
+        self, dataset: Dataset
+    ) -> Callable[[str, np.ndarray | None, int], np.ndarray]:
+        """(kind, user group codes, n groups) → scores, from the window's lines or, when the
+        dataset carries them (`Dataset.window_stats`), from its aggregates.
+
+        Raises
+        ------
+        ValueError
+            If the aggregates cover another window than `window_days`.
+        """
+        n_skus, min_buyers = dataset.n_skus, self.min_buyers
+        aggregated = dataset.window_stats
+        if aggregated is None:
+            start = dataset.cutoff - pd.Timedelta(days=int(self.window_days))
+            ev = dataset.events
+            window = ev[(ev[C.TS] >= start) & (ev[C.TS] < dataset.cutoff)]
+            return lambda kind, codes, n: window_scores(window, n_skus, min_buyers, codes, n)
+        if aggregated.days != int(self.window_days):
+            raise ValueError(
+                f"the dataset carries the popularity of its last {aggregated.days} days only "
+                f"(aggregated by the Spark engine), not of {self.window_days}: fit with "
+                f"window_days={aggregated.days}"
+            )
+        names = {
+            kind: pd.factorize(dataset.user_table[column], sort=True)[1]
+            for kind, column in GROUP_COLUMNS.items()
+            if column in dataset.user_table.columns
+        }
+
+        def from_stats(kind: str, codes: np.ndarray | None, n: int) -> np.ndarray:
+            stats = aggregated.stats[kind]
+            group = (
+                np.zeros(len(stats), dtype=np.int64)
+                if kind == "global"
+                else pd.Index(names[kind]).get_indexer(stats["group"])
+            )
+            known = stats.assign(group=group)[group >= 0]
+            return stats_scores(known, n_skus, min_buyers, n)
+
+        return from_stats
 
     def _group_block(self, kind: str, codes: np.ndarray) -> np.ndarray:
         """Scores for rows in groups `codes` (-1 = none): own group first, then global."""

@@ -146,3 +146,40 @@ def test_popular_tier_needs_a_tier_column() -> None:
 def test_popular_bad_params_raise(data: Dataset, params: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         PopularRecommender(**params).fit(data)
+
+
+def _aggregated(data: Dataset, days: int = 28) -> Dataset:
+    """`data` with its window handed over as `WindowStats` and no lines (as Spark builds it)."""
+    import dataclasses
+
+    import pandas as pd
+
+    from recsys.data.dataset import SKU_IDX, WindowStats
+    from recsys.models.popular import GROUP_COLUMNS, window_stats
+
+    ev = data.events
+    window = ev[ev[C.TS] >= data.cutoff - pd.Timedelta(days=days)]
+    stats = {"global": window_stats(window).assign(group=None)}
+    for kind, column in GROUP_COLUMNS.items():
+        codes, names = pd.factorize(data.user_table[column], sort=True)
+        frame = window_stats(window, codes.astype(np.int64))
+        stats[kind] = frame.assign(group=np.asarray(names, dtype=object)[frame["group"]])
+    assert set(stats["global"].columns) == {"group", SKU_IDX, "buyers", "units"}
+    return dataclasses.replace(data, events=ev.iloc[:0], window_stats=WindowStats(days, stats))
+
+
+@pytest.mark.parametrize("by", ["global", "region", "tier"])
+def test_popular_from_aggregated_window_equals_from_lines(data: Dataset, by: str) -> None:
+    lines = PopularRecommender(by=by).fit(data)
+    stats = PopularRecommender(by=by).fit(_aggregated(data))
+    np.testing.assert_array_equal(stats.global_scores_, lines.global_scores_)
+    np.testing.assert_array_equal(stats.popularity_, lines.popularity_)
+    for kind in ("region", "tier"):
+        np.testing.assert_array_equal(stats.group_scores_[kind], lines.group_scores_[kind])
+    users = ["u1", "u2", "u3", "u4", "stranger"]
+    assert stats.recommend(users, k=5).equals(lines.recommend(users, k=5))
+
+
+def test_popular_refuses_an_aggregated_window_of_another_length(data: Dataset) -> None:
+    with pytest.raises(ValueError, match="last 28 days only .* fit with window_days=28"):
+        PopularRecommender(window_days=7).fit(_aggregated(data))

@@ -1,9 +1,9 @@
 """The training `Dataset` from Spark tables: pairs computed on the executors, then collected.
 
 The driver gets what the model and the local metric code need: the id maps, the users × SKUs
-matrix (sparse: 12 bytes per stored pair), the aligned users and SKUs tables and the purchase lines
-of the popularity baseline's window. The full event log stays in Spark; the ALS solve reads the
-pairs there (`SparkDataset.ratings`).
+matrix (sparse: 12 bytes per stored pair), the aligned users and SKUs tables and the popularity
+baseline's window aggregated per (region or tier, SKU) (`WindowStats`). The event log stays in
+Spark; the ALS solve reads the pairs there (`SparkDataset.ratings`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import scipy.sparse as sp
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from features.interactions import time_order
 from features.item_features import aligned_skus
 from features.spark_interactions import (
     USER_TABLE,
@@ -40,14 +39,17 @@ from recsys.data.dataset import (
     USER_IDX,
     Dataset,
     Target,
+    WindowStats,
     user_column,
 )
 from recsys.exceptions import EmptyDataError
+from recsys.models.popular import GROUP_COLUMNS
 from training.spark.io import collect_table
 
 C = Columns
 NS_PER_DAY = 86_400 * 10**9
-EPSILON_NS = 1_000  # the local engine's default cutoff lies 1 µs after the last event
+EPSILON_NS = 1_000
+_KEPT = "_kept"  # the local engine's default cutoff lies 1 µs after the last event
 
 
 @dataclass
@@ -95,38 +97,68 @@ def _matrix(pairs: DataFrame, shape: tuple[int, int]) -> sp.csr_matrix:
     return matrix
 
 
-def _window_events(events: DataFrame, target: str, since_ns: int) -> pd.DataFrame:
-    """The purchase lines with `ts >= since_ns`, as `Dataset.events` rows in the local order."""
-    col = user_column(target)
-    pdf = events.where(F.col(C.TS) >= F.lit(since_ns)).toPandas()
-    ts = pdf[C.TS].to_numpy(dtype=np.int64)
-    arrays = {
-        name: pdf[name].to_numpy(dtype=np.int64)
-        for name in (USER_IDX, SKU_IDX, C.QTY, RETURNED_QTY, FAULT_RETURNED_QTY)
-    }
-    price = pdf[C.UNIT_PRICE].to_numpy(dtype=np.float64)
-    order = time_order(
-        ts,
-        arrays[USER_IDX],
-        arrays[SKU_IDX],
-        arrays[C.QTY],
-        arrays[RETURNED_QTY],
-        arrays[FAULT_RETURNED_QTY],
-        price,
-    )
+def _no_events(col: str) -> pd.DataFrame:
+    """An empty `Dataset.events` frame: the window's lines stay on the executors."""
+
+    def ints() -> np.ndarray:
+        return np.zeros(0, dtype=np.int64)
+
     return pd.DataFrame(
         {
-            col: pdf[col].to_numpy(dtype=object)[order],
-            C.SKU_ID: pdf[C.SKU_ID].to_numpy(dtype=object)[order],
-            C.TS: pd.DatetimeIndex(ts[order].view("datetime64[ns]"), tz="UTC"),
-            C.QTY: arrays[C.QTY][order],
-            C.UNIT_PRICE: price[order],
-            RETURNED_QTY: arrays[RETURNED_QTY][order],
-            FAULT_RETURNED_QTY: arrays[FAULT_RETURNED_QTY][order],
-            USER_IDX: arrays[USER_IDX][order],
-            SKU_IDX: arrays[SKU_IDX][order],
+            col: pd.Series([], dtype=object),
+            C.SKU_ID: pd.Series([], dtype=object),
+            C.TS: pd.DatetimeIndex([], tz="UTC"),
+            C.QTY: ints(),
+            C.UNIT_PRICE: np.zeros(0, dtype=np.float64),
+            RETURNED_QTY: ints(),
+            FAULT_RETURNED_QTY: ints(),
+            USER_IDX: ints(),
+            SKU_IDX: ints(),
         }
     )
+
+
+def _aggregate(lines: DataFrame, *group: str) -> pd.DataFrame:
+    """Distinct buyers and kept units per (group, SKU), collected (one row per pair)."""
+    stats = lines.groupBy(*group, SKU_IDX).agg(
+        F.countDistinct(USER_IDX).alias("buyers"), F.sum(_KEPT).alias("units")
+    )
+    pdf = stats.toPandas()
+    return pd.DataFrame(
+        {
+            "group": pdf[group[0]].to_numpy(dtype=np.int64) if group else None,
+            SKU_IDX: pdf[SKU_IDX].to_numpy(dtype=np.int64),
+            "buyers": pdf["buyers"].to_numpy(dtype=np.int64),
+            "units": pdf["units"].to_numpy(dtype=np.int64),
+        }
+    )
+
+
+def _window_stats(
+    spark: SparkSession, events: DataFrame, user_table: pd.DataFrame, since_ns: int, days: int
+) -> WindowStats:
+    """The popularity window's `WindowStats`, aggregated on the executors: only one row per
+    (group, SKU) reaches the driver, not the window's purchase lines."""
+    kept = F.greatest(F.col(C.QTY) - F.col(RETURNED_QTY), F.lit(0)).alias(_KEPT)
+    lines = events.where(F.col(C.TS) >= F.lit(since_ns)).select(USER_IDX, SKU_IDX, kept)
+    lines = lines.persist()
+    try:
+        stats = {"global": _aggregate(lines)}
+        for kind, column in GROUP_COLUMNS.items():
+            if column not in user_table.columns:
+                continue
+            # the groups of the driver's aligned user table, as the local popularity reads them
+            codes, names = pd.factorize(user_table[column], sort=True)
+            known = np.flatnonzero(codes >= 0)
+            groups = spark.createDataFrame(
+                pd.DataFrame({USER_IDX: known.astype(np.int64), "_group": codes[known]})
+            )
+            frame = _aggregate(lines.join(groups, USER_IDX, "inner"), "_group")
+            frame["group"] = np.asarray(names, dtype=object)[frame["group"].to_numpy()]
+            stats[kind] = frame
+    finally:
+        lines.unpersist()
+    return WindowStats(days=days, stats=stats)
 
 
 def build_spark_dataset(
@@ -141,9 +173,9 @@ def build_spark_dataset(
 ) -> SparkDataset:
     """The `Dataset` of `features.dataset.build_dataset(..., with_features=False)`, via Spark.
 
-    Its `interactions`, id maps, users and SKUs tables equal the local engine's; its `events`
-    hold only the lines of the last `window_days` before the cutoff (what the popularity
-    baseline reads), not the whole log.
+    Its `interactions`, id maps, users and SKUs tables equal the local engine's. Its `events`
+    are empty: the popularity baseline reads `window_stats` instead, the last `window_days`
+    before the cutoff aggregated on the executors.
 
     Raises
     ------
@@ -184,7 +216,8 @@ def build_spark_dataset(
     }
     sku_table = aligned_skus(local, skus).reset_index(drop=True)
     user_table = aligned_users(local, target, users).reset_index(drop=True)
-    window = _window_events(events, target, cutoff_ns - window_days * NS_PER_DAY)
+    since = cutoff_ns - window_days * NS_PER_DAY
+    window = _window_stats(spark, events, user_table, since, window_days)
     available = (sku_table[C.STATUS].astype(str) == "active").to_numpy(dtype=bool)
     name: Target = "agent" if target == "agent" else "customer"
     dataset = Dataset(
@@ -192,12 +225,13 @@ def build_spark_dataset(
         users=users,
         skus=skus,
         interactions=matrix,
-        events=window,
+        events=_no_events(col),
         user_table=user_table,
         sku_table=sku_table,
         cutoff=cutoff_ts,
         sku_available=available,
         fingerprint=fingerprint,
+        window_stats=window,
         meta={
             "engine": "spark",
             "weights": w.model_dump(),
