@@ -126,7 +126,7 @@ class PopularRecommender(BaseRecommender):
                 f"{dataset.target} table, which has {list(dataset.user_table.columns)}"
             )
         scores = self._window_scorer(dataset)
-        self.global_scores_: np.ndarray = scores("global", None, 1)[0]
+        self.global_scores_: np.ndarray = scores("global", None, None)[0]
         # Rankings per region and per tier are kept whatever `by` is: serving uses them as
         # fallback lists (`ranking_for`).
         self.group_names_: dict[str, np.ndarray] = {}
@@ -138,7 +138,7 @@ class PopularRecommender(BaseRecommender):
             codes, names = pd.factorize(dataset.user_table[column], sort=True)
             self.group_names_[kind] = np.asarray(names, dtype=object)
             self.user_groups_[kind] = codes.astype(np.int64)
-            self.group_scores_[kind] = scores(kind, codes.astype(np.int64), len(names))
+            self.group_scores_[kind] = scores(kind, codes.astype(np.int64), names)
         # The fallback order of the base class becomes (window ranking, then all-time counts),
         # so unknown users and short lists get the same global list as `ranking_for()`.
         all_time = self.popularity_ / (float(self.popularity_.max(initial=0.0)) + 1.0)
@@ -147,9 +147,9 @@ class PopularRecommender(BaseRecommender):
 
     def _window_scorer(
         self, dataset: Dataset
-    ) -> Callable[[str, np.ndarray | None, int], np.ndarray]:
-        """(kind, user group codes, n groups) → scores, from the window's lines or, when the
-        dataset carries them (`Dataset.window_stats`), from its aggregates.
+    ) -> Callable[[str, np.ndarray | None, pd.Index | None], np.ndarray]:
+        """(kind, each user's group code, the group names) → scores, from the window's lines
+        or, when the dataset carries them (`Dataset.window_stats`), from its aggregates.
 
         Raises
         ------
@@ -162,28 +162,28 @@ class PopularRecommender(BaseRecommender):
             start = dataset.cutoff - pd.Timedelta(days=int(self.window_days))
             ev = dataset.events
             window = ev[(ev[C.TS] >= start) & (ev[C.TS] < dataset.cutoff)]
-            return lambda kind, codes, n: window_scores(window, n_skus, min_buyers, codes, n)
+
+            def from_lines(
+                kind: str, codes: np.ndarray | None, names: pd.Index | None
+            ) -> np.ndarray:
+                n = 1 if names is None else len(names)
+                return window_scores(window, n_skus, min_buyers, codes, n)
+
+            return from_lines
         if aggregated.days != int(self.window_days):
             raise ValueError(
                 f"the dataset carries the popularity of its last {aggregated.days} days only "
                 f"(aggregated by the Spark engine), not of {self.window_days}: fit with "
                 f"window_days={aggregated.days}"
             )
-        names = {
-            kind: pd.factorize(dataset.user_table[column], sort=True)[1]
-            for kind, column in GROUP_COLUMNS.items()
-            if column in dataset.user_table.columns
-        }
 
-        def from_stats(kind: str, codes: np.ndarray | None, n: int) -> np.ndarray:
+        def from_stats(kind: str, codes: np.ndarray | None, names: pd.Index | None) -> np.ndarray:
             stats = aggregated.stats[kind]
-            group = (
-                np.zeros(len(stats), dtype=np.int64)
-                if kind == "global"
-                else pd.Index(names[kind]).get_indexer(stats["group"])
-            )
+            if names is None:
+                return stats_scores(stats.assign(group=0), n_skus, min_buyers)
+            group = pd.Index(names).get_indexer(stats["group"])
             known = stats.assign(group=group)[group >= 0]
-            return stats_scores(known, n_skus, min_buyers, n)
+            return stats_scores(known, n_skus, min_buyers, len(names))
 
         return from_stats
 
