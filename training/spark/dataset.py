@@ -48,8 +48,8 @@ from training.spark.io import collect_table
 
 C = Columns
 NS_PER_DAY = 86_400 * 10**9
-EPSILON_NS = 1_000
-_KEPT = "_kept"  # the local engine's default cutoff lies 1 µs after the last event
+EPSILON_NS = 1_000  # the local engine's default cutoff lies 1 µs after the last event
+_KEPT = "_kept"  # a window line's units not returned, clipped at 0
 
 
 @dataclass
