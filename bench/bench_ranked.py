@@ -59,6 +59,7 @@ RANKED: dict[str, dict[str, Any]] = {
     "ranked_line_risk": {"return_unit": "line"},
     "ranked_100_trees": {"ranker_iter": 100, "ranker_learning_rate": 0.1},
     "ranked_knn_source": {"candidates": {"n_knn": 40}},
+    "ranked_bpr_source": {"candidates": {"n_bpr": 40}},
     "ranked_no_knn": {"candidates": {"knn_scores": False}},
     "ranked_share_on_all": {"refine_top": None},
 }

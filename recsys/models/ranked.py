@@ -244,6 +244,8 @@ class RankedRecommender(BaseRecommender):
         tables = ranking_tables(dataset)
         weights = dict(dataset.meta.get("weights") or {})
         kwargs = self._state_kwargs()
+        if self.candidate_config_.n_bpr:
+            kwargs["bpr_params"] = {"factors": self.als_factors}
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         inner_cutoff = dataset.cutoff - pd.Timedelta(days=int(self.inner_days))

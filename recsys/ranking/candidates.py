@@ -1,7 +1,8 @@
 """Candidate SKUs per agent: the union of a few cheap sources, about 110 per agent (issue 5, 1).
 
-Sources (each its top-n, n set by `CandidateConfig`): her ALS scores, her own repeat sales, the
-audience score (audience.py), what her customers bought before, popularity in her region and in
+Sources (each its top-n, n set by `CandidateConfig`): her ALS scores (and, on request, her BPR
+scores: `n_bpr` > 0 fits a BPR model in the state), her own repeat sales, the audience score
+(audience.py), what her customers bought before, popularity in her region and in
 her tier, and new SKUs (launched in the last `new_days`) that fit her by side features; item-kNN
 from what sold through her is a source only on request (`n_knn` > 0): as a source it changed no
 measured metric and cost a dense product, so by default its score is computed for the candidate
@@ -16,6 +17,7 @@ SKUs at most, one at a time, so memory is bounded by the batch size.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -32,6 +34,7 @@ SOURCES: dict[str, int] = {
     "region": 32,
     "tier": 64,
     "new": 128,
+    "bpr": 256,
 }
 
 
@@ -47,6 +50,7 @@ class CandidateConfig:
     n_region: int = 20
     n_tier: int = 10
     n_new: int = 10
+    n_bpr: int = 0  # > 0: the state fits a BPR model and its top-n join the candidates
     new_days: float = 30.0
     knn_scores: bool = True  # compute each candidate's item-kNN score (a feature); False: 0
 
@@ -114,6 +118,8 @@ class SourceTables:
     tier_tops: np.ndarray  # n_tiers × n_tier
     new_skus: np.ndarray  # allowed SKUs launched in the last `new_days`
     num_threads: int = 1
+    bpr_skus: np.ndarray | None = None  # as `als_skus`, when the state has a BPR model
+    bpr_factors: np.ndarray | None = None
 
 
 def source_tables(
@@ -129,6 +135,10 @@ def source_tables(
     aud = state.audience
     audience_skus = np.flatnonzero(allowed & aud.warm_skus)
     age = (state.cutoff.value - state.sku.launched_ns) / NS_PER_DAY
+    bpr_skus = bpr_factors = None
+    if cfg.n_bpr and state.bpr is not None:
+        bpr_skus = np.flatnonzero(allowed & state.bpr.warm_skus_)
+        bpr_factors = np.ascontiguousarray(state.bpr.model_.item_factors[bpr_skus], np.float32)
     return SourceTables(
         allowed=allowed,
         als_skus=als_skus,
@@ -139,6 +149,8 @@ def source_tables(
         tier_tops=_group_tops(state.popularity.tier, allowed, cfg.n_tier),
         new_skus=np.flatnonzero(allowed & (age >= 0) & (age < cfg.new_days)),
         num_threads=int(num_threads),
+        bpr_skus=bpr_skus,
+        bpr_factors=bpr_factors,
     )
 
 
@@ -193,12 +205,14 @@ def generate(
     agents = np.asarray(agents, dtype=np.int64)
     parts: list[tuple[np.ndarray, np.ndarray, int]] = []
 
-    als = state.als
-    warm = np.flatnonzero(als.warm_users_[agents])
-    if cfg.n_als and len(warm):
-        query = als.model_.user_factors[agents[warm]]
-        r, c = top_n_factors(query, tabs.als_factors, cfg.n_als, tabs.num_threads)
-        parts.append((warm[r], tabs.als_skus[c], SOURCES["als"]))
+    if cfg.n_als:
+        parts.append(
+            _factor_top(state.als, agents, tabs.als_skus, tabs.als_factors, "als", cfg, tabs)
+        )
+    if cfg.n_bpr and state.bpr is not None and tabs.bpr_factors is not None:
+        parts.append(
+            _factor_top(state.bpr, agents, tabs.bpr_skus, tabs.bpr_factors, "bpr", cfg, tabs)
+        )
     knn = knn_block(state, agents) if cfg.n_knn else None
     if knn is not None:
         r, s = top_n_sparse(_only_allowed(knn, allowed), cfg.n_knn)
@@ -239,6 +253,23 @@ def generate(
     else:
         knn_scores = np.zeros(len(cands))
     return Candidates(cands.rows, cands.skus, cands.sources, knn_scores)
+
+
+def _factor_top(
+    model: Any,
+    agents: np.ndarray,
+    skus: np.ndarray,
+    factors: np.ndarray,
+    source: str,
+    cfg: CandidateConfig,
+    tabs: SourceTables,
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """(row, SKU, source bit) of her `n_<source>` best `skus` (rows of item `factors`) by a
+    factor model (ALS, BPR), for the agents it knows: implicit's top-k selection."""
+    warm = np.flatnonzero(model.warm_users_[agents])
+    query = model.model_.user_factors[agents[warm]]
+    r, c = top_n_factors(query, factors, getattr(cfg, f"n_{source}"), tabs.num_threads)
+    return warm[r], skus[c], SOURCES[source]
 
 
 def _union(

@@ -20,7 +20,7 @@ from threadpoolctl import threadpool_limits
 
 from recsys.columns import Columns
 from recsys.data.dataset import RETURNED_QTY, SKU_IDX, USER_IDX, Dataset
-from recsys.models.implicit_models import ALSRecommender
+from recsys.models.implicit_models import ALSRecommender, BPRRecommender
 from recsys.models.itemknn import ItemKNNRecommender
 from recsys.models.repeat import repeat_scores
 from recsys.ranking.audience import Audience, build_audience
@@ -60,6 +60,7 @@ class RankingState:
     content: np.ndarray  # n_skus × n_content normalised SKU side-feature vectors
     agent_content: np.ndarray  # n_agents × n_content normalised profile of what sold for her
     neighbours: np.ndarray  # n_agents × n_neighbours agent indices, -1 = none
+    bpr: BPRRecommender | None = None  # agent BPR, fitted only when a source reads it
 
     @cached_property
     def repeat_at(self) -> PairLookup:
@@ -123,6 +124,7 @@ class RankingState:
         als_params: Mapping[str, Any] | None = None,
         knn_params: Mapping[str, Any] | None = None,
         audience_params: Mapping[str, Any] | None = None,
+        bpr_params: Mapping[str, Any] | None = None,
         popularity_days: int = 28,
         recent_days: int = 28,
         n_neighbours: int = 10,
@@ -132,7 +134,8 @@ class RankingState:
         """The state of the log before `cutoff` (the agent dataset is built unless given).
 
         `num_threads` caps the OpenMP threads of the sub-models (implicit's ALS and kNN): more
-        threads than free cores spin against each other on a shared machine.
+        threads than free cores spin against each other on a shared machine. A BPR model is
+        fitted only when `bpr_params` is given (the BPR candidate source reads it).
         """
         with threadpool_limits(limits=int(num_threads), user_api="openmp"):
             return cls._build(
@@ -143,6 +146,7 @@ class RankingState:
                 als_params=als_params,
                 knn_params=knn_params,
                 audience_params=audience_params,
+                bpr_params=bpr_params,
                 popularity_days=popularity_days,
                 recent_days=recent_days,
                 n_neighbours=n_neighbours,
@@ -160,6 +164,7 @@ class RankingState:
         als_params: Mapping[str, Any] | None,
         knn_params: Mapping[str, Any] | None,
         audience_params: Mapping[str, Any] | None,
+        bpr_params: Mapping[str, Any] | None,
         popularity_days: int,
         recent_days: int,
         n_neighbours: int,
@@ -172,6 +177,9 @@ class RankingState:
             ds = build_dataset(tables, "agent", cutoff=cutoff, weights=dict(weights or {}))
         als = ALSRecommender(random_state=random_state, **dict(als_params or {})).fit(ds)
         knn = ItemKNNRecommender(random_state=random_state, **dict(knn_params or {})).fit(ds)
+        bpr = None
+        if bpr_params is not None:
+            bpr = BPRRecommender(random_state=random_state, **dict(bpr_params)).fit(ds)
         repeat = repeat_scores(ds.events, (ds.n_users, ds.n_skus), ds.cutoff, half_life_days=60)
         sku = sku_info(tables, ds)
         agent = agent_info(tables, ds, sku)
@@ -204,6 +212,7 @@ class RankingState:
             content=content,
             agent_content=_agent_content(ds, content),
             neighbours=_neighbours(als, n_neighbours),
+            bpr=bpr,
         )
 
 

@@ -23,7 +23,7 @@ from recsys.ranking.candidates import (
 )
 from recsys.ranking.features import FEATURES, feature_columns, pair_features
 from recsys.ranking.lookup import first_per_row, top_n_dense, top_n_factors, top_n_sparse
-from recsys.ranking.ranker import ranker_matrix
+from recsys.ranking.ranker import RANKER_FEATURES, ranker_matrix
 from recsys.ranking.state import RankingState
 from tests.ranking.conftest import Fitted
 
@@ -202,3 +202,31 @@ def test_thread_limit_reaches_a_runtime_loaded_inside_it() -> None:
     )
     threads = json.loads(out.stdout.strip().splitlines()[-1])
     assert threads and all(n == 1 for n in threads)
+
+
+def test_bpr_source_is_her_bpr_top_n_when_asked(tiny_ranked: Fitted) -> None:
+    from recsys.models import make_model
+    from tests.ranking.conftest import FAST
+
+    assert tiny_ranked.model.state_.bpr is None  # off by default: no BPR fitted
+    model = make_model("ranked", **FAST, candidates={"n_bpr": 15}).fit(tiny_ranked.dataset)
+    state, allowed = model.state_, model.allowed_
+    assert state.bpr is not None
+    agents = np.arange(state.n_agents)
+    got = generate(state, agents, allowed, CandidateConfig(**{**ONLY, "n_bpr": 15}))
+    bpr = state.bpr
+    block = bpr.model_.user_factors[agents] @ bpr.model_.item_factors.T
+    block[~bpr.warm_users_[agents]] = -np.inf
+    block[:, ~(bpr.warm_skus_ & allowed)] = -np.inf
+    r, s = top_n_dense(np.asarray(block, np.float32), 15)
+    assert _in_region(state, agents, r, s) == pairs_of(got.rows, got.skus) != set()
+    assert (got.sources == SOURCES["bpr"]).all()
+    # in the full candidate set the pairs it proposed carry its flag for the ranker
+    full = generate(state, agents, allowed, model.candidate_config_)
+    flagged = (full.sources & SOURCES["bpr"]) > 0
+    assert pairs_of(full.rows[flagged], full.skus[flagged]) == pairs_of(got.rows, got.skus)
+    X = ranker_matrix(state, agents, full)
+    column = RANKER_FEATURES.index("from_bpr")
+    assert_array_equal(X[:, column], flagged.astype(np.float32))
+    reco = model.recommend(tiny_ranked.dataset.users.external_ids[:20], k=10)
+    assert len(reco) == 200
