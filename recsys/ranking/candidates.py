@@ -165,8 +165,8 @@ def knn_pair_scores(
 ) -> np.ndarray:
     """Item-kNN scores of a batch's (row, SKU) pairs, computed at those pairs only.
 
-    The same numbers as `knn_block` looked up at the pairs (tested), for a third of the time
-    of a product restricted to the batch's candidate SKUs.
+    The same numbers as `knn_block` looked up at the pairs (tested), in about half the time
+    of a product restricted to the batch's candidate SKUs (0.8 s against 1.65 s on `medium`).
     """
     knn = state.knn
     return product_at(knn.user_items_, state.knn_similarity_to, agents, rows, skus)
@@ -206,13 +206,11 @@ def generate(
     parts: list[tuple[np.ndarray, np.ndarray, int]] = []
 
     if cfg.n_als:
-        parts.append(
-            _factor_top(state.als, agents, tabs.als_skus, tabs.als_factors, "als", cfg, tabs)
-        )
-    if cfg.n_bpr and state.bpr is not None and tabs.bpr_factors is not None:
-        parts.append(
-            _factor_top(state.bpr, agents, tabs.bpr_skus, tabs.bpr_factors, "bpr", cfg, tabs)
-        )
+        r, s = _factor_top(state.als, agents, tabs.als_skus, tabs.als_factors, cfg.n_als, tabs)
+        parts.append((r, s, SOURCES["als"]))
+    if cfg.n_bpr and tabs.bpr_factors is not None:  # the tables hold them when the state has BPR
+        r, s = _factor_top(state.bpr, agents, tabs.bpr_skus, tabs.bpr_factors, cfg.n_bpr, tabs)
+        parts.append((r, s, SOURCES["bpr"]))
     knn = knn_block(state, agents) if cfg.n_knn else None
     if knn is not None:
         r, s = top_n_sparse(_only_allowed(knn, allowed), cfg.n_knn)
@@ -260,16 +258,14 @@ def _factor_top(
     agents: np.ndarray,
     skus: np.ndarray,
     factors: np.ndarray,
-    source: str,
-    cfg: CandidateConfig,
+    n: int,
     tabs: SourceTables,
-) -> tuple[np.ndarray, np.ndarray, int]:
-    """(row, SKU, source bit) of her `n_<source>` best `skus` (rows of item `factors`) by a
-    factor model (ALS, BPR), for the agents it knows: implicit's top-k selection."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """(row, SKU) of her n best `skus` (rows of item `factors`) by a factor model (ALS, BPR),
+    for the agents it knows: implicit's top-k selection."""
     warm = np.flatnonzero(model.warm_users_[agents])
-    query = model.model_.user_factors[agents[warm]]
-    r, c = top_n_factors(query, factors, getattr(cfg, f"n_{source}"), tabs.num_threads)
-    return warm[r], skus[c], SOURCES[source]
+    r, c = top_n_factors(model.model_.user_factors[agents[warm]], factors, n, tabs.num_threads)
+    return warm[r], skus[c]
 
 
 def _union(
